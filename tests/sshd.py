@@ -1,0 +1,193 @@
+"""A private OpenSSH sshd on a loopback port, for tests. Nothing of the system sshd is used.
+
+As root it logs in a dedicated local account (created once, its password reset for every
+run), so password and key logins both work. As any other user it runs unprivileged, and
+only key logins to that same user work.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from django_remote_submission.testing import free_port, generate_key_pair
+
+SSHD = "/usr/sbin/sshd"
+ACCOUNT = "drs-test"
+
+
+@dataclass
+class SSHAccount:
+    """Everything a test needs to log in to one SSH server."""
+
+    name: str
+    hostname: str
+    port: int
+    username: str
+    password: str | None
+    key_filename: Path | None
+    public_key: str | None
+    host_key: str | None
+    home: str | None
+    remote_directory: str
+    python: str = "/usr/bin/python3"
+    python_arguments: tuple[str, ...] = ("-u",)
+
+    @property
+    def known_hosts_line(self) -> str:
+        host = self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
+        return f"{host} {self.host_key}"
+
+
+class OpenSSHServer:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.privileged = os.geteuid() == 0
+
+    @staticmethod
+    def available() -> str | None:
+        """Why this can't run here, or None when it can."""
+        if not os.path.exists(SSHD):
+            return f"OpenSSH server not installed ({SSHD} missing; apt-get install openssh-server)"
+        return None
+
+    def start(self) -> SSHAccount:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.host_key_path)],
+            check=True,
+        )
+        client_key, public_key = generate_key_pair(self.directory / "client_ed25519")
+        if self.privileged:
+            username, password, home = self._provision_account(public_key)
+        else:
+            username, password, home = pwd.getpwuid(os.getuid()).pw_name, None, None
+            (self.directory / "authorized_keys").write_text(public_key + "\n")
+            (self.directory / "work").mkdir(exist_ok=True)
+        self.config_path.write_text(self._config(username))
+        if self.privileged:
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        self.log_path = self.directory / "sshd.log"
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [SSHD, "-D", "-e", "-f", str(self.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        self._wait_ready()
+        remote_directory = f"{home}/work" if home else str(self.directory / "work")
+        return SSHAccount(
+            name="openssh",
+            hostname="127.0.0.1",
+            port=self.port,
+            username=username,
+            password=password,
+            key_filename=client_key,
+            public_key=public_key,
+            host_key=" ".join(Path(f"{self.host_key_path}.pub").read_text().split()[:2]),
+            home=home,
+            remote_directory=remote_directory,
+        )
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    @property
+    def host_key_path(self) -> Path:
+        return self.directory / "ssh_host_ed25519_key"
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / "sshd_config"
+
+    def _config(self, username: str) -> str:
+        lines = [
+            f"Port {self.port}",
+            "ListenAddress 127.0.0.1",
+            f"HostKey {self.host_key_path}",
+            f"PidFile {self.directory / 'sshd.pid'}",
+            "PubkeyAuthentication yes",
+            "KbdInteractiveAuthentication no",
+            "UsePAM no",
+            "PermitRootLogin no",
+            f"AllowUsers {username}",
+            "Subsystem sftp internal-sftp",
+            "MaxStartups 100:30:200",
+            "MaxSessions 100",
+            "LogLevel VERBOSE",
+        ]
+        if self.privileged:
+            lines += [
+                "PasswordAuthentication yes",
+                "AuthorizedKeysFile .ssh/authorized_keys",
+                "StrictModes yes",
+            ]
+        else:
+            # Unprivileged sshd cannot check passwords; its key file lives in our temp dir,
+            # which StrictModes would refuse as it sits under the world-writable /tmp.
+            lines += [
+                "PasswordAuthentication no",
+                f"AuthorizedKeysFile {self.directory / 'authorized_keys'}",
+                "StrictModes no",
+            ]
+        return "\n".join(lines) + "\n"
+
+    def _provision_account(self, public_key: str) -> tuple[str, str, str]:
+        try:
+            pwd.getpwnam(ACCOUNT)
+        except KeyError:
+            subprocess.run(
+                ["useradd", "--create-home", "--shell", "/bin/bash", ACCOUNT], check=True
+            )
+        entry = pwd.getpwnam(ACCOUNT)
+        password = secrets.token_urlsafe(18)
+        subprocess.run(["chpasswd"], input=f"{ACCOUNT}:{password}".encode(), check=True)
+        home = Path(entry.pw_dir)
+        # Start every run from a clean home: earlier runs' files must not leak into this one.
+        for child in home.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        home.chmod(0o755)
+        ssh_dir = home / ".ssh"
+        ssh_dir.mkdir(mode=0o700)
+        (ssh_dir / "authorized_keys").write_text(public_key + "\n")
+        (ssh_dir / "authorized_keys").chmod(0o600)
+        (home / "work").mkdir()
+        for path in (ssh_dir, ssh_dir / "authorized_keys", home / "work"):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        return ACCOUNT, password, str(home)
+
+    def _wait_ready(self) -> None:
+        import socket
+
+        deadline = time.monotonic() + 30
+        while True:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"sshd exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    if sock.recv(64).startswith(b"SSH-"):
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"sshd did not start: {self.log_path.read_text()[-2000:]}")
+            time.sleep(0.05)

@@ -1,0 +1,80 @@
+import pytest
+from django.core import checks
+from django.test import override_settings
+
+from django_remote_submission.checks import check_settings
+
+
+def ids(messages):
+    return [message.id for message in messages]
+
+
+def test_defaults_are_clean():
+    assert check_settings() == []
+
+
+def test_registered_with_django():
+    with override_settings(REMOTE_SUBMISSION_HOST_KEY_POLICY="sometimes"):
+        messages = checks.run_checks()
+    assert "django_remote_submission.E001" in ids(messages)
+
+
+@override_settings(REMOTE_SUBMISSION_HOST_KEY_POLICY="sometimes")
+def test_unknown_host_key_policy():
+    [message] = check_settings()
+    assert message.id == "django_remote_submission.E001"
+    assert "'sometimes'" in message.msg
+    assert "'reject'" in message.hint
+
+
+@override_settings(REMOTE_SUBMISSION_HOST_KEY_POLICY="auto-add")
+def test_auto_add_warns():
+    [message] = check_settings()
+    assert message.id == "django_remote_submission.W001"
+    assert isinstance(message, checks.Warning)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CONNECT_TIMEOUT", 0),
+        ("CONNECT_TIMEOUT", "10"),
+        ("LOG_BATCH_SECONDS", -1),
+        ("LOG_BATCH_LINES", 0),
+        ("LOG_BATCH_LINES", 2.5),
+        ("LOG_BATCH_LINES", True),
+        ("LOG_MAX_LINE_LENGTH", None),
+        ("MAX_CONNECTIONS_PER_HOST", "4"),
+        ("KEEPALIVE_INTERVAL", -5),
+        ("LOG_MAX_BYTES", 0),
+        ("RESULT_MAX_FILE_SIZE", "1G"),
+        ("RESULT_MAX_TOTAL_SIZE", -1),
+    ],
+)
+def test_bad_values_are_reported(name, value):
+    with override_settings(**{f"REMOTE_SUBMISSION_{name}": value}):
+        [message] = check_settings()
+    assert message.id == "django_remote_submission.E002"
+    assert f"REMOTE_SUBMISSION_{name}" in message.msg
+    assert repr(value) in message.msg
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LOG_MAX_BYTES", None),
+        ("RESULT_MAX_FILE_SIZE", None),
+        ("KEEPALIVE_INTERVAL", 0),
+        ("CONNECT_TIMEOUT", 2.5),
+        ("KNOWN_HOSTS_FILE", "/etc/ssh/ssh_known_hosts"),
+    ],
+)
+def test_good_values_pass(name, value):
+    with override_settings(**{f"REMOTE_SUBMISSION_{name}": value}):
+        assert check_settings() == []
+
+
+@override_settings(REMOTE_SUBMISSION_KNOWN_HOSTS_FILE=42)
+def test_known_hosts_file_must_be_a_path():
+    [message] = check_settings()
+    assert message.id == "django_remote_submission.E003"

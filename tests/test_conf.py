@@ -1,0 +1,24 @@
+from pathlib import Path
+
+from django.test import override_settings
+
+from django_remote_submission.conf import conf
+
+
+def test_defaults():
+    assert conf.HOST_KEY_POLICY == "reject"
+    assert conf.KNOWN_HOSTS_FILE is None
+    assert conf.LOG_BATCH_LINES > 0
+    assert conf.LOG_BATCH_SECONDS > 0
+
+
+def test_settings_are_read_at_access_time():
+    with override_settings(
+        REMOTE_SUBMISSION_HOST_KEY_POLICY="tofu",
+        REMOTE_SUBMISSION_KNOWN_HOSTS_FILE="/srv/known_hosts",
+        REMOTE_SUBMISSION_LOG_MAX_BYTES=None,
+    ):
+        assert conf.HOST_KEY_POLICY == "tofu"
+        assert Path("/srv/known_hosts") == conf.KNOWN_HOSTS_FILE
+        assert conf.LOG_MAX_BYTES is None
+    assert conf.HOST_KEY_POLICY == "reject"
