@@ -1,0 +1,65 @@
+# Every target works on a fresh machine with Python 3.11+: when no virtualenv is active,
+# one is created in .venv and the test requirements are installed into it.
+
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON_FOR_VENV ?= python3
+ifdef VIRTUAL_ENV
+VENV := $(VIRTUAL_ENV)
+else
+VENV := $(CURDIR)/.venv
+endif
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.drs-installed
+
+PYTEST_ARGS ?=
+
+.PHONY: help install test lint format docs dist bench demo clean
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON_FOR_VENV) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml requirements_test.txt
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements_test.txt
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv (unless a virtualenv is active) and install the app and test tools
+
+test: $(STAMP) ## Run the test suite (REQUIRE_SERVICES=1 turns skips for missing services into failures)
+	cd $(CURDIR) && $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff check, ruff format --check, mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+docs: $(STAMP) ## Build the documentation with warnings as errors
+	$(BIN)/sphinx-build -W --keep-going -b html -d docs/_build/doctrees docs docs/_build/html
+
+dist: $(STAMP) ## Build the sdist and the wheel into dist/
+	rm -rf dist build
+	$(BIN)/python -m build --outdir dist .
+
+bench: $(STAMP) ## Run the benchmarks in bench/
+	@if ls bench/bench_*.py >/dev/null 2>&1; then \
+		for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done; \
+	else echo "No benchmarks yet: they arrive with the job runner."; fi
+
+demo: ## Run the demo site (not there yet: it comes with the example project)
+	@echo "The one-command demo is not built yet; it arrives with the example project (issue 7)."
+	@echo "Until then, 'make test' shows the app working against real SSH servers and Redis."
+	@exit 1
+
+clean: ## Remove build output and caches (keeps .venv)
+	rm -rf build dist docs/_build .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
