@@ -10,6 +10,7 @@ import os
 import secrets
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -48,11 +49,13 @@ def external_server_settings() -> dict[str, str] | None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    servers = ["openssh", "embedded"]
+    if external_server_settings() is not None:
+        servers.append("external")
     if "ssh_account" in metafunc.fixturenames:
-        servers = ["openssh", "embedded"]
-        if external_server_settings() is not None:
-            servers.append("external")
         metafunc.parametrize("ssh_account", servers, indirect=True)
+    elif "any_transport" in metafunc.fixturenames:
+        metafunc.parametrize("any_transport", ["local", *servers], indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -75,11 +78,17 @@ def embedded_account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHAc
         unavailable(f"embedded SSH server unavailable: {exc}")
     directory = tmp_path_factory.mktemp("embedded-ssh")
     key, public_key = generate_key_pair(directory / "client_ed25519")
+    passphrase = secrets.token_urlsafe(12)
+    locked_key, locked_public = generate_key_pair(
+        directory / "client_locked_ed25519", passphrase=passphrase
+    )
     password = secrets.token_urlsafe(18)
     home = directory / "home"
     (home / "work").mkdir(parents=True)
     try:
-        server = EmbeddedSSHServer(password=password, authorized_keys=[public_key], home=home)
+        server = EmbeddedSSHServer(
+            password=password, authorized_keys=[public_key, locked_public], home=home
+        )
     except RuntimeError as exc:
         unavailable(str(exc))
     with server:
@@ -94,6 +103,8 @@ def embedded_account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHAc
             host_key=server.host_key,
             home=str(home),
             remote_directory=str(home / "work"),
+            passphrase_key_filename=locked_key,
+            passphrase=passphrase,
         )
 
 
@@ -189,3 +200,57 @@ def celery_worker(celery_app: Any, transactional_db: None) -> Iterator[Any]:
         shutdown_timeout=30,
     ) as worker:
         yield worker
+
+
+# Transports ----------------------------------------------------------------------------
+
+
+def ssh_transport(account: SSHAccount, **overrides: Any) -> Any:
+    """An SSHTransport logging in to the account with its password (or key), pinned key."""
+    from django_remote_submission.transport import SSHTransport
+
+    options: dict[str, Any] = {"host_key": account.host_key}
+    if account.password:
+        options["password"] = account.password
+    else:
+        options["key_filename"] = account.key_filename
+    options.update(overrides)
+    return SSHTransport(account.hostname, account.port, account.username, **options)
+
+
+@dataclass
+class TransportCase:
+    name: str
+    transport: Any
+    workdir: str
+    account: SSHAccount | None
+
+    def reopen(self) -> Any:
+        """A new transport of the same kind, to the same place."""
+        from django_remote_submission.transport import LocalTransport
+
+        if self.account is None:
+            return LocalTransport(self.transport.workdir)
+        return ssh_transport(self.account)
+
+
+@pytest.fixture
+def any_transport(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TransportCase]:
+    """Each transport, with a fresh working directory of its own on its server."""
+    from django_remote_submission.transport import LocalTransport
+
+    account: SSHAccount | None = None
+    if request.param == "local":
+        transport = LocalTransport(tmp_path)
+        base = str(tmp_path)
+    else:
+        account = request.getfixturevalue(f"{request.param}_account")
+        transport = ssh_transport(account)
+        base = account.remote_directory
+    workdir = f"{base}/t-{uuid.uuid4().hex[:10]}"
+    with transport:
+        transport.mkdir_p(workdir)
+        try:
+            yield TransportCase(request.param, transport, workdir, account)
+        finally:
+            transport.remove(workdir, recursive=True)

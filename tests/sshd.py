@@ -36,6 +36,8 @@ class SSHAccount:
     host_key: str | None
     home: str | None
     remote_directory: str
+    passphrase_key_filename: Path | None = None
+    passphrase: str | None = None
     python: str = "/usr/bin/python3"
     python_arguments: tuple[str, ...] = ("-u",)
 
@@ -66,11 +68,16 @@ class OpenSSHServer:
             check=True,
         )
         client_key, public_key = generate_key_pair(self.directory / "client_ed25519")
+        passphrase = secrets.token_urlsafe(12)
+        locked_key, locked_public = generate_key_pair(
+            self.directory / "client_locked_ed25519", passphrase=passphrase
+        )
+        authorized = f"{public_key}\n{locked_public}\n"
         if self.privileged:
-            username, password, home = self._provision_account(public_key)
+            username, password, home = self._provision_account(authorized)
         else:
             username, password, home = pwd.getpwuid(os.getuid()).pw_name, None, None
-            (self.directory / "authorized_keys").write_text(public_key + "\n")
+            (self.directory / "authorized_keys").write_text(authorized)
             (self.directory / "work").mkdir(exist_ok=True)
         self.config_path.write_text(self._config(username))
         if self.privileged:
@@ -96,6 +103,8 @@ class OpenSSHServer:
             host_key=" ".join(Path(f"{self.host_key_path}.pub").read_text().split()[:2]),
             home=home,
             remote_directory=remote_directory,
+            passphrase_key_filename=locked_key,
+            passphrase=passphrase,
         )
 
     def stop(self) -> None:
@@ -148,7 +157,7 @@ class OpenSSHServer:
             ]
         return "\n".join(lines) + "\n"
 
-    def _provision_account(self, public_key: str) -> tuple[str, str, str]:
+    def _provision_account(self, authorized_keys: str) -> tuple[str, str, str]:
         try:
             pwd.getpwnam(ACCOUNT)
         except KeyError:
@@ -168,7 +177,7 @@ class OpenSSHServer:
         home.chmod(0o755)
         ssh_dir = home / ".ssh"
         ssh_dir.mkdir(mode=0o700)
-        (ssh_dir / "authorized_keys").write_text(public_key + "\n")
+        (ssh_dir / "authorized_keys").write_text(authorized_keys)
         (ssh_dir / "authorized_keys").chmod(0o600)
         (home / "work").mkdir()
         for path in (ssh_dir, ssh_dir / "authorized_keys", home / "work"):

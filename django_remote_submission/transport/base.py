@@ -1,0 +1,405 @@
+"""The Transport contract: everything the runner needs from a server, over SSH or locally."""
+
+from __future__ import annotations
+
+import abc
+import io
+import logging
+import selectors
+import shlex
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import IO, Self
+
+from django_remote_submission.exceptions import CommandTimedOut, TransportError
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between checks that a followed process is still alive; also the longest
+#: silence after which ``follow`` yields ``None`` so the caller can do its own work.
+FOLLOW_TICK = 0.2
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a finished command left behind."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def reason(self) -> str:
+        """The command's own words about why it failed, for error messages."""
+        text = (self.stderr or self.stdout).decode("utf-8", "replace").strip()
+        return text.splitlines()[-1] if text else f"exit code {self.exit_code}"
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A regular file found by ``list_tree``; ``path`` is relative, with ``/`` separators."""
+
+    path: str
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True)
+class DetachedProcess:
+    """A program started by ``start_detached``.
+
+    ``pgid`` is the program's process group (its pid: it leads its own session);
+    ``monitor_pid`` is the small shell that waits for it and writes its exit code.
+    """
+
+    pgid: int
+    monitor_pid: int
+    control_directory: str
+
+    @property
+    def stdout_path(self) -> str:
+        return f"{self.control_directory}/stdout"
+
+    @property
+    def stderr_path(self) -> str:
+        return f"{self.control_directory}/stderr"
+
+    @property
+    def exit_code_path(self) -> str:
+        return f"{self.control_directory}/exit_code"
+
+    @property
+    def timed_out_path(self) -> str:
+        return f"{self.control_directory}/timed_out"
+
+
+def quote(argv: Sequence[str]) -> str:
+    """Quote arguments for a POSIX shell: every argument is data, never code."""
+    return " ".join(shlex.quote(str(arg)) for arg in argv)
+
+
+class ByteStream(abc.ABC):
+    """The output of a long-running command, read as it arrives."""
+
+    @abc.abstractmethod
+    def fileno(self) -> int: ...
+
+    @abc.abstractmethod
+    def read_available(self) -> bytes | None:
+        """What has arrived: b"" once the command is done, None if nothing yet."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class Transport(abc.ABC):
+    """A way to reach one server. Opens lazily; nested ``with`` blocks open it once.
+
+    Relative paths are relative to the transport's working directory: the login
+    directory over SSH, the worker's current directory locally.
+
+    What both transports share is written once here, in terms of a few primitives
+    (``_run``, ``_stream``, file transfer, ``list_tree``), so both behave alike.
+    """
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._is_open = False
+
+    # Opening and closing ------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        if self._depth == 0:
+            self.open()
+        self._depth += 1
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._is_open
+
+    def open(self) -> None:
+        if not self._is_open:
+            self._open()
+            self._is_open = True
+
+    def close(self) -> None:
+        if self._is_open:
+            self._is_open = False
+            self._close()
+
+    @abc.abstractmethod
+    def _open(self) -> None: ...
+
+    @abc.abstractmethod
+    def _close(self) -> None: ...
+
+    @property
+    @abc.abstractmethod
+    def description(self) -> str:
+        """Where this transport goes, for messages: ``user@host:port`` or ``this host``."""
+
+    # Primitives each transport implements --------------------------------------------
+
+    @abc.abstractmethod
+    def _run(self, command: str, *, input: bytes | None, timeout: float | None) -> CommandResult:
+        """Run a shell command line and wait for it."""
+
+    @abc.abstractmethod
+    def _stream(self, command: str) -> ByteStream:
+        """Start a shell command line whose standard output is read as it arrives."""
+
+    @abc.abstractmethod
+    def put_fileobj(self, fileobj: IO[bytes], path: str, *, mode: int | None = None) -> int:
+        """Write a remote file from a local file object; returns the bytes written."""
+
+    @abc.abstractmethod
+    def get_fileobj(self, path: str, fileobj: IO[bytes]) -> int:
+        """Stream a remote file into a local file object; returns the bytes read."""
+
+    @abc.abstractmethod
+    def read_file(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
+        """Bytes of a file from ``offset``: at most ``length``, or to its end."""
+
+    @abc.abstractmethod
+    def list_tree(self, path: str) -> list[RemoteFile]:
+        """Every regular file under ``path``, in subdirectories too; [] if it is missing."""
+
+    # Shared operations ---------------------------------------------------------------
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: str | None = None,
+        timeout: float | None = None,
+        input: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        """Run a command (a list of arguments, each quoted) and wait for it."""
+        command = quote(argv)
+        if env:
+            command = "env " + quote([f"{k}={v}" for k, v in env.items()]) + " " + command
+        if cwd is not None:
+            command = f"cd {shlex.quote(cwd)} && {command}"
+        return self.run_shell(command, timeout=timeout, input=input)
+
+    def run_shell(
+        self, command: str, *, timeout: float | None = None, input: bytes | None = None
+    ) -> CommandResult:
+        """Run a command line written for a POSIX shell. Quote what goes into it."""
+        self.open()
+        return self._run(command, input=input, timeout=timeout)
+
+    def check(self, argv: Sequence[str], *, what: str, **kwargs: object) -> CommandResult:
+        """``run``, raising TransportError("<what> failed: <its stderr>") unless it exits 0."""
+        result = self.run(argv, **kwargs)  # type: ignore[arg-type]
+        if not result.ok:
+            raise TransportError(f"{what} failed on {self.description}: {result.reason()}")
+        return result
+
+    def mkdir_p(self, path: str) -> None:
+        self.check(["mkdir", "-p", "--", path], what=f"Creating directory {path!r}")
+
+    def remove(self, path: str, *, recursive: bool = False) -> None:
+        """Remove a file (or a tree, if ``recursive``); a missing path is not an error."""
+        flags = "-rf" if recursive else "-f"
+        self.check(["rm", flags, "--", path], what=f"Removing {path!r}")
+
+    def exists(self, path: str) -> bool:
+        return self.run(["test", "-e", path]).ok
+
+    def put_bytes(self, data: bytes, path: str, *, mode: int | None = None) -> int:
+        return self.put_fileobj(io.BytesIO(data), path, mode=mode)
+
+    def put_text(self, text: str, path: str, *, mode: int | None = None) -> int:
+        return self.put_bytes(text.encode("utf-8"), path, mode=mode)
+
+    def put_file(self, local_path: str, path: str, *, mode: int | None = None) -> int:
+        with open(local_path, "rb") as stream:
+            return self.put_fileobj(stream, path, mode=mode)
+
+    def get_file(self, path: str, local_path: str) -> int:
+        with open(local_path, "wb") as stream:
+            return self.get_fileobj(path, stream)
+
+    # Detached programs ---------------------------------------------------------------
+
+    def start_detached(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: str,
+        control_directory: str,
+        time_limit: float | None = None,
+        grace: float = 5.0,
+    ) -> DetachedProcess:
+        """Start ``argv`` in ``cwd`` so that it outlives this connection.
+
+        The program leads its own session and process group. Its stdout and stderr are
+        appended to files in ``control_directory``; when it ends, its exit code is written
+        to ``exit_code`` there (128 + N when signal N ended it). With a ``time_limit`` the
+        server itself sends TERM to the group when the limit passes, then KILL after
+        ``grace`` seconds, and writes ``timed_out``. Needs ``setsid`` on the server.
+        """
+        ctl = control_directory.rstrip("/") or "/"
+        self.mkdir_p(ctl)
+        self.put_bytes(b"", f"{ctl}/stdout")
+        self.put_bytes(b"", f"{ctl}/stderr")
+        self.put_text(_monitor_script(argv, ctl, time_limit, grace), f"{ctl}/monitor.sh")
+        q = shlex.quote
+        launch = (
+            "command -v setsid >/dev/null || "
+            "{ echo 'setsid is not installed on the server (it comes with util-linux)' >&2; "
+            "exit 127; } && "
+            f"cd {q(cwd)} && "
+            f"{{ setsid /bin/sh {q(ctl + '/monitor.sh')} </dev/null >/dev/null 2>&1 & }} && "
+            # Wait (at most 10 s) until the monitor has written both pids.
+            f"i=0; while [ ! -s {q(ctl + '/pgid')} ] && [ $i -lt 1000 ]; do "
+            f"sleep 0.01; i=$((i+1)); done; "
+            f"cat {q(ctl + '/pgid')} {q(ctl + '/monitor.pid')}"
+        )
+        result = self.run_shell(launch, timeout=30)
+        numbers = result.stdout.split()
+        if not result.ok or len(numbers) != 2:
+            raise TransportError(
+                f"Could not start the program in {cwd!r} on {self.description}: {result.reason()}"
+            )
+        return DetachedProcess(int(numbers[0]), int(numbers[1]), ctl)
+
+    def is_group_alive(self, pgid: int) -> bool:
+        return self.run_shell(f"kill -0 -{int(pgid)} 2>/dev/null").ok
+
+    def signal_group(self, pgid: int, signal: str = "TERM") -> bool:
+        """Send a signal to a process group; False if the group no longer exists."""
+        if not signal.isalnum():
+            raise ValueError(f"not a signal name: {signal!r}")
+        return self.run_shell(f"kill -{signal} -{int(pgid)} 2>/dev/null").ok
+
+    def terminate_group(self, pgid: int, *, grace: float = 5.0) -> None:
+        """TERM the process group, then KILL whatever is left after ``grace`` seconds."""
+        ticks = max(1, int(grace / 0.1))
+        self.run_shell(
+            f"kill -TERM -{int(pgid)} 2>/dev/null; i=0; "
+            f"while kill -0 -{int(pgid)} 2>/dev/null && [ $i -lt {ticks} ]; do "
+            f"sleep 0.1; i=$((i+1)); done; kill -KILL -{int(pgid)} 2>/dev/null; true",
+            timeout=grace + 30,
+        )
+
+    def read_exit_code(self, process: DetachedProcess) -> int | None:
+        """The program's exit code, or None while it runs."""
+        result = self.run(["cat", process.exit_code_path])
+        text = result.stdout.strip()
+        return int(text) if result.ok and text.lstrip(b"-").isdigit() else None
+
+    def follow(
+        self, files: Sequence[tuple[str, int]], *, monitor_pid: int
+    ) -> Iterator[tuple[int, bytes] | None]:
+        """Follow files from byte offsets while a process lives, without polling them.
+
+        Yields ``(index, chunk)`` as bytes arrive (``index`` into ``files``), and ``None``
+        after each ``FOLLOW_TICK`` of silence, so the caller can flush or give up. Ends
+        once ``monitor_pid`` has exited and every file has been read to its end.
+        Needs GNU ``tail`` on the server.
+        """
+        streams: list[ByteStream] = []
+        selector = selectors.DefaultSelector()
+        try:
+            for index, (path, offset) in enumerate(files):
+                command = quote(
+                    [
+                        "tail",
+                        "-c",
+                        f"+{int(offset) + 1}",
+                        "-f",
+                        f"--pid={int(monitor_pid)}",
+                        "-s",
+                        str(FOLLOW_TICK),
+                        "--",
+                        path,
+                    ]
+                )
+                stream = self._stream(command)
+                streams.append(stream)
+                selector.register(stream.fileno(), selectors.EVENT_READ, (index, stream))
+            open_streams = len(streams)
+            while open_streams:
+                events = selector.select(timeout=FOLLOW_TICK)
+                if not events:
+                    yield None
+                    continue
+                for key, _ in events:
+                    index, stream = key.data
+                    chunk = stream.read_available()
+                    if chunk:
+                        yield index, chunk
+                    elif chunk is not None:
+                        selector.unregister(key.fileobj)
+                        open_streams -= 1
+        finally:
+            selector.close()
+            for stream in streams:
+                stream.close()
+
+    def wait_for_exit_code(self, process: DetachedProcess, *, timeout: float = 30.0) -> int:
+        """The exit code of a program whose monitor has ended (waits briefly for the file)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self.read_exit_code(process)
+            if code is not None:
+                return code
+            if time.monotonic() > deadline:
+                raise CommandTimedOut(
+                    f"No exit code in {process.exit_code_path} on {self.description} "
+                    f"after {timeout:g} s"
+                )
+            time.sleep(0.05)
+
+
+def _monitor_script(argv: Sequence[str], ctl: str, time_limit: float | None, grace: float) -> str:
+    q = shlex.quote
+    lines = [
+        "# Written by django-remote-submission: runs one job, detached from any connection.",
+        f"ctl={q(ctl)}",
+        'echo $$ > "$ctl/monitor.pid"',
+        f'setsid {quote(argv)} >>"$ctl/stdout" 2>>"$ctl/stderr" </dev/null &',
+        "pgid=$!",
+        'echo "$pgid" > "$ctl/pgid.tmp" && mv -f "$ctl/pgid.tmp" "$ctl/pgid"',
+        "watchdog=",
+    ]
+    if time_limit:
+        ticks = max(1, int(grace / 0.1))
+        watchdog = (
+            'sleep "$1"; echo "$1" > "$2/timed_out"; kill -TERM -"$3" 2>/dev/null; i=0; '
+            f'while kill -0 -"$3" 2>/dev/null && [ $i -lt {ticks} ]; do sleep 0.1; i=$((i+1)); '
+            'done; kill -KILL -"$3" 2>/dev/null'
+        )
+        lines += [
+            f"setsid /bin/sh -c {q(watchdog)} watchdog {float(time_limit):g} "
+            '"$ctl" "$pgid" </dev/null >/dev/null 2>&1 &',
+            "watchdog=$!",
+        ]
+    lines += [
+        'wait "$pgid"; code=$?',
+        'if [ -n "$watchdog" ]; then',
+        '  if [ -e "$ctl/timed_out" ]; then wait "$watchdog"; '
+        'else kill -KILL -"$watchdog" 2>/dev/null; fi',
+        "fi",
+        'echo "$code" > "$ctl/exit_code.tmp" && mv -f "$ctl/exit_code.tmp" "$ctl/exit_code"',
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,136 @@
+"""LocalTransport: the Transport contract on this host (the 2.x ``remote=False`` mode)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import IO
+
+from django_remote_submission.exceptions import CommandTimedOut, TransportError
+from django_remote_submission.transport.base import ByteStream, CommandResult, RemoteFile, Transport
+
+CHUNK = 1024 * 1024
+
+
+class _PipeStream(ByteStream):
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self._process = process
+        assert process.stdout is not None
+        self._stdout = process.stdout
+
+    def fileno(self) -> int:
+        return self._stdout.fileno()
+
+    def read_available(self) -> bytes | None:
+        return os.read(self._stdout.fileno(), CHUNK)
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        self._stdout.close()
+
+
+class LocalTransport(Transport):
+    """Runs commands with ``/bin/sh`` on this host, as the worker's user.
+
+    Anything a job runs this way runs with the worker's rights: use it for tests,
+    demos and trusted single-user setups only.
+    """
+
+    def __init__(self, workdir: str | os.PathLike[str] | None = None) -> None:
+        super().__init__()
+        self.workdir = Path(workdir) if workdir is not None else None
+
+    @property
+    def description(self) -> str:
+        return "this host"
+
+    def _open(self) -> None:
+        if self.workdir is None:
+            self.workdir = Path.cwd()
+
+    def _close(self) -> None:
+        pass
+
+    def _path(self, path: str) -> Path:
+        self.open()
+        assert self.workdir is not None
+        return self.workdir / os.path.expanduser(path)
+
+    def _run(self, command: str, *, input: bytes | None, timeout: float | None) -> CommandResult:
+        try:
+            completed = subprocess.run(
+                ["/bin/sh", "-c", command],
+                cwd=self.workdir,
+                input=input if input is not None else b"",
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise CommandTimedOut(f"A command on this host took longer than {timeout:g} s") from exc
+        return CommandResult(completed.returncode, completed.stdout, completed.stderr)
+
+    def _stream(self, command: str) -> ByteStream:
+        process = subprocess.Popen(
+            ["/bin/sh", "-c", command],
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        return _PipeStream(process)
+
+    def put_fileobj(self, fileobj: IO[bytes], path: str, *, mode: int | None = None) -> int:
+        target = self._path(path)
+        try:
+            with open(target, "wb") as stream:
+                copied = _copy(fileobj, stream)
+            if mode is not None:
+                target.chmod(mode)
+        except OSError as exc:
+            raise TransportError(f"Could not write {path!r} on this host: {exc.strerror}") from exc
+        return copied
+
+    def get_fileobj(self, path: str, fileobj: IO[bytes]) -> int:
+        try:
+            with open(self._path(path), "rb") as stream:
+                return _copy(stream, fileobj)
+        except OSError as exc:
+            raise TransportError(f"Could not read {path!r} on this host: {exc.strerror}") from exc
+
+    def read_file(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
+        try:
+            with open(self._path(path), "rb") as stream:
+                stream.seek(offset)
+                return stream.read() if length is None else stream.read(length)
+        except OSError as exc:
+            raise TransportError(f"Could not read {path!r} on this host: {exc.strerror}") from exc
+
+    def list_tree(self, path: str) -> list[RemoteFile]:
+        root = self._path(path)
+        found: list[RemoteFile] = []
+        for directory, _, names in os.walk(root):
+            for name in names:
+                full = Path(directory) / name
+                try:
+                    info = full.lstat()
+                except FileNotFoundError:
+                    continue  # removed while we looked
+                if full.is_file() and not full.is_symlink():
+                    relative = full.relative_to(root).as_posix()
+                    found.append(RemoteFile(relative, info.st_size, info.st_mtime))
+        return sorted(found, key=lambda f: f.path)
+
+
+def _copy(source: IO[bytes], target: IO[bytes]) -> int:
+    copied = 0
+    while chunk := source.read(CHUNK):
+        target.write(chunk)
+        copied += len(chunk)
+    return copied
+
+
+__all__ = ["LocalTransport"]

@@ -1,0 +1,605 @@
+"""SSHTransport: the Transport contract over SSH and SFTP (paramiko), with a connection pool.
+
+This is the only module that knows paramiko: its exceptions are turned into the app's
+own here, with messages a user can act on and without any secret in them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import errno
+import getpass
+import hashlib
+import logging
+import os
+import select
+import socket
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import paramiko
+
+from django_remote_submission.conf import conf
+from django_remote_submission.exceptions import (
+    AuthenticationFailed,
+    CommandTimedOut,
+    ConnectionFailed,
+    HostKeyRejected,
+    TransportError,
+)
+from django_remote_submission.transport.base import ByteStream, CommandResult, RemoteFile, Transport
+from django_remote_submission.transport.hostkeys import HostKey, known_hosts_name
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
+#: Seconds an unused pooled connection stays open for the next job on the same host.
+IDLE_SECONDS = 60.0
+
+
+def _host_key_of(key: paramiko.PKey) -> HostKey:
+    return HostKey(key.get_name(), key.get_base64())
+
+
+class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
+    """Decides about a key that no pinned key and no known_hosts entry vouches for."""
+
+    def __init__(self, policy: str, where: str, on_new_key: Callable[[str], None] | None):
+        self.policy = policy
+        self.where = where
+        self.on_new_key = on_new_key
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        offered = _host_key_of(key)
+        if self.policy == "auto-add":
+            logger.warning(
+                "Trusting the unknown host key of %s (%s): auto-add", self.where, offered
+            )
+            return
+        if self.policy == "tofu":
+            logger.info("Pinning the first host key seen for %s: %s", self.where, offered)
+            if self.on_new_key is not None:
+                self.on_new_key(offered.line)
+            return
+        raise HostKeyRejected(
+            f"The host key of {self.where} is unknown ({offered}). Check this fingerprint "
+            "with the server's administrator, then pin it (manage.py remote_pin_host_key) "
+            "or add it to the worker's known_hosts."
+        )
+
+
+@dataclass
+class _Connection:
+    client: paramiko.SSHClient
+    users: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+
+    @property
+    def alive(self) -> bool:
+        transport = self.client.get_transport()
+        return transport is not None and transport.is_active()
+
+
+class ConnectionPool:
+    """SSH connections shared by the transports of one process.
+
+    Transports that log in to the same account with the same credentials share one
+    connection (SSH multiplexes their channels). At most ``MAX_CONNECTIONS_PER_HOST``
+    connections per host:port are open at once; beyond that a transport waits for a
+    free one instead of opening a connection storm. An unused connection stays open for
+    ``IDLE_SECONDS`` so that the next job on the host skips the handshake.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._connections: dict[tuple[Any, ...], _Connection] = {}
+        self._opening: set[tuple[Any, ...]] = set()
+
+    def _per_host(self, host: tuple[str, int]) -> int:
+        count = sum(1 for key in self._connections if key[:2] == host)
+        return count + sum(1 for key in self._opening if key[:2] == host)
+
+    def _evict(self, host: tuple[str, int] | None = None, *, expired_only: bool) -> bool:
+        now = time.monotonic()
+        for key, connection in list(self._connections.items()):
+            if connection.users or (host is not None and key[:2] != host):
+                continue
+            if expired_only and now - connection.last_used < IDLE_SECONDS and connection.alive:
+                continue
+            del self._connections[key]
+            connection.client.close()
+            return True
+        return False
+
+    @contextmanager
+    def connection(
+        self, key: tuple[Any, ...], connect: Callable[[], paramiko.SSHClient], wait: float
+    ) -> Iterator[paramiko.SSHClient]:
+        host = (key[0], key[1])
+        deadline = time.monotonic() + wait
+        with self._condition:
+            while True:
+                while self._evict(expired_only=True):
+                    pass
+                existing = self._connections.get(key)
+                if existing is not None and existing.alive:
+                    existing.users += 1
+                    break
+                if existing is not None:
+                    del self._connections[key]
+                    existing.client.close()
+                if key not in self._opening:
+                    limit = conf.MAX_CONNECTIONS_PER_HOST
+                    if self._per_host(host) < limit or self._evict(host, expired_only=False):
+                        self._opening.add(key)
+                        existing = None
+                        break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ConnectionFailed(
+                        f"All {conf.MAX_CONNECTIONS_PER_HOST} connections to "
+                        f"{host[0]}:{host[1]} allowed by REMOTE_SUBMISSION_MAX_CONNECTIONS_"
+                        f"PER_HOST stayed busy for {wait:g} s."
+                    )
+                self._condition.wait(remaining)
+        if existing is None:
+            try:
+                client = connect()
+            except BaseException:
+                with self._condition:
+                    self._opening.discard(key)
+                    self._condition.notify_all()
+                raise
+            existing = _Connection(client, users=1)
+            with self._condition:
+                self._opening.discard(key)
+                self._connections[key] = existing
+                self._condition.notify_all()
+        try:
+            yield existing.client
+        finally:
+            with self._condition:
+                existing.users -= 1
+                existing.last_used = time.monotonic()
+                if not existing.alive and self._connections.get(key) is existing:
+                    del self._connections[key]
+                    existing.client.close()
+                self._condition.notify_all()
+
+    def close_all(self) -> None:
+        with self._condition:
+            for connection in self._connections.values():
+                connection.client.close()
+            self._connections.clear()
+            self._condition.notify_all()
+
+    def __len__(self) -> int:
+        return len(self._connections)
+
+
+pool = ConnectionPool()
+atexit.register(pool.close_all)
+
+
+class _ChannelStream(ByteStream):
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self._channel = channel
+
+    def fileno(self) -> int:
+        return self._channel.fileno()
+
+    def read_available(self) -> bytes | None:
+        while self._channel.recv_stderr_ready():
+            self._channel.recv_stderr(CHUNK)  # tail's complaints are not job output
+        if self._channel.recv_ready() or self._channel.eof_received or self._channel.closed:
+            return self._channel.recv(CHUNK)
+        return None
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class SSHTransport(Transport):
+    """Reaches a server over SSH.
+
+    Credentials: a ``password`` (then only the password is tried), or a private key file
+    (``key_filename``; the path of its ``.pub`` file works too) with an optional
+    ``passphrase``, or, when neither is given, the worker's ssh-agent and its default
+    keys in ``~/.ssh``.
+
+    Host keys: a ``host_key`` (OpenSSH ``"TYPE BASE64"``) pins the server's key; without
+    one, the worker's known_hosts files decide, and an unknown key is handled by
+    ``REMOTE_SUBMISSION_HOST_KEY_POLICY``. ``on_new_host_key`` receives the key that
+    trust-on-first-use accepted, to be pinned by the caller.
+    """
+
+    def __init__(
+        self,
+        hostname: str,
+        port: int = 22,
+        username: str | None = None,
+        *,
+        password: str | None = None,
+        key_filename: str | os.PathLike[str] | None = None,
+        passphrase: str | None = None,
+        allow_agent: bool | None = None,
+        host_key: str | None = None,
+        on_new_host_key: Callable[[str], None] | None = None,
+        connection_pool: ConnectionPool | None = None,
+    ) -> None:
+        super().__init__()
+        self.hostname = hostname
+        self.port = int(port)
+        self.username = username or getpass.getuser()
+        self._password = password
+        self._key_filename = str(key_filename) if key_filename else None
+        self._passphrase = passphrase
+        self._allow_agent = allow_agent
+        self.host_key = HostKey.parse(host_key) if host_key else None
+        self.on_new_host_key = on_new_host_key
+        self._pool = connection_pool if connection_pool is not None else pool
+        self._lease: Any = None
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+
+    def __repr__(self) -> str:
+        # Never show credentials, even in a debugger or a traceback.
+        return f"<SSHTransport {self.description}>"
+
+    @property
+    def description(self) -> str:
+        return f"{self.username}@{self.hostname}:{self.port}"
+
+    # Connecting ----------------------------------------------------------------------
+
+    def _pool_key(self) -> tuple[Any, ...]:
+        secret = hashlib.sha256()
+        for part in (
+            self._password,
+            self._key_filename,
+            self._passphrase,
+            self._allow_agent,
+            self.host_key.line if self.host_key else None,
+        ):
+            secret.update(repr(part).encode() + b"\0")
+        return (self.hostname, self.port, self.username, secret.hexdigest())
+
+    def _open(self) -> None:
+        lease = self._pool.connection(
+            self._pool_key(), self._connect, wait=max(60.0, conf.CONNECT_TIMEOUT * 6)
+        )
+        self._client = lease.__enter__()
+        self._lease = lease
+
+    def _close(self) -> None:
+        if self._sftp is not None:
+            with contextlib.suppress(OSError, paramiko.SSHException):
+                self._sftp.close()
+            self._sftp = None
+        if self._lease is not None:
+            lease, self._lease = self._lease, None
+            self._client = None
+            lease.__exit__(None, None, None)
+
+    def _connect(self) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        name = known_hosts_name(self.hostname, self.port)
+        if self.host_key is not None:
+            client.get_host_keys().add(
+                name,
+                self.host_key.key_type,
+                paramiko.PKey.from_type_string(self.host_key.key_type, _b64(self.host_key.blob)),
+            )
+        else:
+            for path in _known_hosts_files():
+                try:
+                    client.load_system_host_keys(str(path))
+                except (OSError, paramiko.SSHException) as exc:
+                    logger.warning("Ignoring unreadable known_hosts file %s: %s", path, exc)
+        client.set_missing_host_key_policy(
+            _HostKeyPolicy(conf.HOST_KEY_POLICY, self.description, self.on_new_host_key)
+        )
+        options: dict[str, Any] = {
+            "timeout": conf.CONNECT_TIMEOUT,
+            "banner_timeout": conf.CONNECT_TIMEOUT,
+            "auth_timeout": conf.CONNECT_TIMEOUT,
+            "channel_timeout": conf.CONNECT_TIMEOUT,
+        }
+        if self._password is not None:
+            options.update(password=self._password, allow_agent=False, look_for_keys=False)
+        if self._key_filename is not None:
+            options.update(pkey=self._load_key(), allow_agent=False, look_for_keys=False)
+        if self._password is None and self._key_filename is None:
+            allow = True if self._allow_agent is None else self._allow_agent
+            options.update(allow_agent=allow, look_for_keys=True)
+        try:
+            client.connect(self.hostname, self.port, self.username, **options)
+        except BaseException as exc:
+            client.close()
+            raise self._translate_connect_error(exc) from None
+        transport = client.get_transport()
+        assert transport is not None
+        if conf.KEEPALIVE_INTERVAL:
+            transport.set_keepalive(conf.KEEPALIVE_INTERVAL)
+        logger.info("Connected to %s", self.description)
+        return client
+
+    def _load_key(self) -> paramiko.PKey:
+        assert self._key_filename is not None
+        path = Path(self._key_filename).expanduser()
+        if path.suffix == ".pub":
+            # 2.x users pass public_key_filename: the private key sits beside it.
+            private = path.with_suffix("")
+            if not private.exists():
+                raise AuthenticationFailed(
+                    f"{path} is a public key and its private key {private} does not exist; "
+                    "give the path of the private key."
+                )
+            path = private
+        try:
+            return paramiko.PKey.from_path(str(path), password=self._passphrase)
+        except paramiko.PasswordRequiredException:
+            raise AuthenticationFailed(
+                f"The private key {path} is encrypted: give its passphrase."
+            ) from None
+        except FileNotFoundError:
+            raise AuthenticationFailed(f"The private key file {path} does not exist.") from None
+        except (OSError, ValueError, paramiko.SSHException) as exc:
+            text = str(exc).lower()
+            if self._passphrase is not None and any(
+                word in text for word in ("checkints", "decrypt", "password", "passphrase")
+            ):
+                raise AuthenticationFailed(
+                    f"The passphrase does not open the private key {path}."
+                ) from None
+            raise AuthenticationFailed(
+                f"Cannot read the private key {path}: {type(exc).__name__}."
+            ) from None
+
+    def _translate_connect_error(self, exc: BaseException) -> BaseException:
+        where = f"{self.hostname}:{self.port}"
+        if isinstance(exc, AuthenticationFailed | HostKeyRejected):
+            return exc
+        if isinstance(exc, paramiko.BadHostKeyException):
+            return HostKeyRejected(
+                f"The host key of {where} has CHANGED: the server offered "
+                f"{_host_key_of(exc.key)}, but {_host_key_of(exc.expected_key)} was expected. "
+                "Someone may be intercepting the connection, or the server was reinstalled: "
+                "check with its administrator before pinning the new key."
+            )
+        if isinstance(exc, paramiko.AuthenticationException):
+            if self._password is not None:
+                what = "the password"
+            elif self._key_filename is not None:
+                what = f"the key {self._key_filename}"
+            else:
+                what = "every key offered (ssh-agent and ~/.ssh of the worker's user)"
+            return AuthenticationFailed(
+                f"{where} refused {what} for user {self.username!r}. Check the username "
+                "and the credentials."
+            )
+        if isinstance(exc, socket.gaierror):
+            return ConnectionFailed(f"Cannot resolve the host name {self.hostname!r}.")
+        if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+            codes = {getattr(e, "errno", None) for e in exc.errors.values()}
+            if codes <= {errno.ECONNREFUSED}:
+                return ConnectionFailed(
+                    f"Connection refused by {where}: no SSH server listens on that port."
+                )
+            return ConnectionFailed(f"Cannot reach {where}: {_oserror_text(exc)}.")
+        if isinstance(exc, TimeoutError | socket.timeout):
+            return ConnectionFailed(
+                f"Timed out after {conf.CONNECT_TIMEOUT:g} s connecting to {where}."
+            )
+        if isinstance(exc, OSError):
+            return ConnectionFailed(f"Cannot reach {where}: {_oserror_text(exc)}.")
+        if isinstance(exc, paramiko.SSHException):
+            return ConnectionFailed(f"The SSH handshake with {where} failed: {exc}.")
+        return exc
+
+    @property
+    def client(self) -> paramiko.SSHClient:
+        self.open()
+        assert self._client is not None
+        return self._client
+
+    @property
+    def sftp(self) -> paramiko.SFTPClient:
+        if self._sftp is None:
+            try:
+                self._sftp = self.client.open_sftp()
+            except (paramiko.SSHException, OSError) as exc:
+                raise ConnectionFailed(
+                    f"Cannot open an SFTP session on {self.description}: {exc}"
+                ) from None
+        return self._sftp
+
+    def _session(self) -> paramiko.Channel:
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise ConnectionFailed(f"The connection to {self.description} was lost.")
+        try:
+            return transport.open_session(timeout=conf.CONNECT_TIMEOUT)
+        except (paramiko.SSHException, OSError) as exc:
+            raise ConnectionFailed(f"Cannot open a session on {self.description}: {exc}") from None
+
+    # Commands ------------------------------------------------------------------------
+
+    def _run(self, command: str, *, input: bytes | None, timeout: float | None) -> CommandResult:
+        channel = self._session()
+        stdout: list[bytes] = []
+        stderr: list[bytes] = []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            channel.exec_command(command)
+            if input:
+                channel.sendall(input)
+            channel.shutdown_write()
+            while True:
+                while channel.recv_ready():
+                    stdout.append(channel.recv(CHUNK))
+                while channel.recv_stderr_ready():
+                    stderr.append(channel.recv_stderr(CHUNK))
+                drained = not channel.recv_ready() and not channel.recv_stderr_ready()
+                ended = channel.eof_received or channel.closed
+                if channel.exit_status_ready() and drained and ended:
+                    break
+                wait = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+                if wait <= 0:
+                    raise CommandTimedOut(
+                        f"A command on {self.description} took longer than {timeout:g} s."
+                    )
+                select.select([channel], [], [], wait)
+            code = channel.recv_exit_status()
+        except (paramiko.SSHException, OSError) as exc:
+            raise ConnectionFailed(
+                f"The connection to {self.description} failed while running a command: {exc}"
+            ) from None
+        finally:
+            channel.close()
+        # A command killed by a signal has no exit status; report it like a shell does.
+        return CommandResult(code if code >= 0 else 255, b"".join(stdout), b"".join(stderr))
+
+    def _stream(self, command: str) -> ByteStream:
+        channel = self._session()
+        try:
+            channel.exec_command(command)
+            channel.shutdown_write()
+        except (paramiko.SSHException, OSError) as exc:
+            channel.close()
+            raise ConnectionFailed(f"Cannot start a command on {self.description}: {exc}") from None
+        return _ChannelStream(channel)
+
+    # Files ---------------------------------------------------------------------------
+
+    def _sftp_error(self, exc: BaseException, action: str, path: str) -> TransportError:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            return TransportError(
+                f"Could not {action} {path!r} on {self.description}: {os.strerror(exc.errno)}."
+            )
+        if isinstance(exc, OSError):
+            return TransportError(f"Could not {action} {path!r} on {self.description}: {exc}.")
+        return ConnectionFailed(
+            f"The connection to {self.description} failed while trying to {action} {path!r}: {exc}"
+        )
+
+    def put_fileobj(self, fileobj: IO[bytes], path: str, *, mode: int | None = None) -> int:
+        try:
+            with self.sftp.open(path, "wb") as remote:
+                remote.set_pipelined(True)
+                copied = 0
+                while chunk := fileobj.read(CHUNK):
+                    remote.write(chunk)
+                    copied += len(chunk)
+            if mode is not None:
+                self.sftp.chmod(path, mode)
+        except (OSError, paramiko.SSHException) as exc:
+            raise self._sftp_error(exc, "write", path) from None
+        return copied
+
+    def get_fileobj(self, path: str, fileobj: IO[bytes]) -> int:
+        try:
+            size = self.sftp.stat(path).st_size or 0
+            with self.sftp.open(path, "rb") as remote:
+                remote.prefetch(size)
+                copied = 0
+                while chunk := remote.read(CHUNK):
+                    fileobj.write(chunk)
+                    copied += len(chunk)
+        except (OSError, paramiko.SSHException) as exc:
+            raise self._sftp_error(exc, "read", path) from None
+        return copied
+
+    def read_file(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
+        try:
+            with self.sftp.open(path, "rb") as remote:
+                remote.seek(offset)
+                if length is None:
+                    return remote.read()
+                return remote.read(length)
+        except (OSError, paramiko.SSHException) as exc:
+            raise self._sftp_error(exc, "read", path) from None
+
+    def list_tree(self, path: str) -> list[RemoteFile]:
+        found: list[RemoteFile] = []
+        pending = [""]
+        try:
+            while pending:
+                relative = pending.pop()
+                directory = f"{path.rstrip('/')}/{relative}" if relative else path
+                try:
+                    entries = self.sftp.listdir_attr(directory)
+                except FileNotFoundError:
+                    if relative:
+                        continue  # removed while we looked
+                    return []
+                for entry in entries:
+                    name = f"{relative}/{entry.filename}" if relative else entry.filename
+                    mode = entry.st_mode or 0
+                    if stat.S_ISDIR(mode):
+                        pending.append(name)
+                    elif stat.S_ISREG(mode):
+                        found.append(
+                            RemoteFile(name, entry.st_size or 0, float(entry.st_mtime or 0))
+                        )
+        except (OSError, paramiko.SSHException) as exc:
+            raise self._sftp_error(exc, "list", path) from None
+        return sorted(found, key=lambda f: f.path)
+
+
+def fetch_host_key(hostname: str, port: int = 22, *, timeout: float | None = None) -> HostKey:
+    """The host key a server presents, fetched without logging in."""
+    timeout = conf.CONNECT_TIMEOUT if timeout is None else timeout
+    where = f"{hostname}:{port}"
+    try:
+        sock = socket.create_connection((hostname, port), timeout=timeout)
+    except socket.gaierror:
+        raise ConnectionFailed(f"Cannot resolve the host name {hostname!r}.") from None
+    except ConnectionRefusedError:
+        raise ConnectionFailed(
+            f"Connection refused by {where}: no SSH server listens on that port."
+        ) from None
+    except TimeoutError:
+        raise ConnectionFailed(f"Timed out after {timeout:g} s connecting to {where}.") from None
+    except OSError as exc:
+        raise ConnectionFailed(f"Cannot reach {where}: {_oserror_text(exc)}.") from None
+    transport = paramiko.Transport(sock)
+    transport.banner_timeout = timeout
+    try:
+        transport.start_client(timeout=timeout)
+        return _host_key_of(transport.get_remote_server_key())
+    except (paramiko.SSHException, OSError) as exc:
+        raise ConnectionFailed(f"The SSH handshake with {where} failed: {exc}") from None
+    finally:
+        transport.close()
+
+
+def _known_hosts_files() -> list[Path]:
+    files = [Path("~/.ssh/known_hosts").expanduser(), Path("/etc/ssh/ssh_known_hosts")]
+    if conf.KNOWN_HOSTS_FILE is not None:
+        files.append(conf.KNOWN_HOSTS_FILE.expanduser())
+    return [path for path in files if path.is_file()]
+
+
+def _oserror_text(exc: BaseException) -> str:
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError) and exc.errors:
+        exc = next(iter(exc.errors.values()))
+    code = getattr(exc, "errno", None)
+    if code is not None:
+        return os.strerror(code)
+    return str(exc) or type(exc).__name__
+
+
+def _b64(blob: str) -> bytes:
+    import base64
+
+    return base64.b64decode(blob)
