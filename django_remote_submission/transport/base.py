@@ -177,6 +177,10 @@ class Transport(abc.ABC):
         """Bytes of a file from ``offset``: at most ``length``, or to its end."""
 
     @abc.abstractmethod
+    def file_size(self, path: str) -> int | None:
+        """The size of a file in bytes, or None if there is no such file."""
+
+    @abc.abstractmethod
     def list_tree(self, path: str) -> list[RemoteFile]:
         """Every regular file under ``path``, in subdirectories too; [] if it is missing."""
 
@@ -308,53 +312,70 @@ class Transport(abc.ABC):
         return int(text) if result.ok and text.lstrip(b"-").isdigit() else None
 
     def follow(
-        self, files: Sequence[tuple[str, int]], *, monitor_pid: int
+        self, files: Sequence[tuple[str, int]], *, process: DetachedProcess
     ) -> Iterator[tuple[int, bytes] | None]:
-        """Follow files from byte offsets while a process lives, without polling them.
+        """Follow files from byte offsets while a detached program runs, without polling.
 
         Yields ``(index, chunk)`` as bytes arrive (``index`` into ``files``), and ``None``
         after each ``FOLLOW_TICK`` of silence, so the caller can flush or give up. Ends
-        once ``monitor_pid`` has exited and every file has been read to its end.
-        Needs GNU ``tail`` on the server.
+        once the program has ended and every file has been read to its end, so that the
+        offsets the caller adds up are exact. Needs GNU ``tail`` on the server.
         """
-        streams: list[ByteStream] = []
+        consumed = [int(offset) for _, offset in files]
+        final_sizes: list[int] | None = None
+        streams: dict[int, ByteStream] = {}
         selector = selectors.DefaultSelector()
         try:
             for index, (path, offset) in enumerate(files):
+                # --pid ends tail once the monitor is gone, should this worker go first.
                 command = quote(
                     [
                         "tail",
                         "-c",
                         f"+{int(offset) + 1}",
                         "-f",
-                        f"--pid={int(monitor_pid)}",
+                        f"--pid={int(process.monitor_pid)}",
                         "-s",
                         str(FOLLOW_TICK),
                         "--",
                         path,
                     ]
                 )
-                stream = self._stream(command)
-                streams.append(stream)
-                selector.register(stream.fileno(), selectors.EVENT_READ, (index, stream))
-            open_streams = len(streams)
-            while open_streams:
+                streams[index] = self._stream(command)
+                selector.register(streams[index].fileno(), selectors.EVENT_READ, index)
+            while streams:
                 events = selector.select(timeout=FOLLOW_TICK)
-                if not events:
-                    yield None
-                    continue
                 for key, _ in events:
-                    index, stream = key.data
-                    chunk = stream.read_available()
+                    index = key.data
+                    chunk = streams[index].read_available()
                     if chunk:
+                        consumed[index] += len(chunk)
                         yield index, chunk
                     elif chunk is not None:
-                        selector.unregister(key.fileobj)
-                        open_streams -= 1
+                        self._drop_stream(selector, streams, index)
+                # The monitor may linger as a zombie where init reaps late, keeping tail
+                # alive; once the exit code exists, the files' sizes say when to stop.
+                ended = not events and self.file_size(process.exit_code_path) is not None
+                if final_sizes is None and ended:
+                    final_sizes = [self.file_size(path) or 0 for path, _ in files]
+                if final_sizes is not None:
+                    for index in list(streams):
+                        if consumed[index] >= final_sizes[index]:
+                            self._drop_stream(selector, streams, index)
+                if not events and streams:
+                    yield None
         finally:
             selector.close()
-            for stream in streams:
+            for stream in streams.values():
                 stream.close()
+
+    @staticmethod
+    def _drop_stream(
+        selector: selectors.BaseSelector, streams: dict[int, ByteStream], index: int
+    ) -> None:
+        stream = streams.pop(index)
+        selector.unregister(stream.fileno())
+        stream.close()
 
     def wait_for_exit_code(self, process: DetachedProcess, *, timeout: float = 30.0) -> int:
         """The exit code of a program whose monitor has ended (waits briefly for the file)."""

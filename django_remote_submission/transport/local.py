@@ -109,6 +109,14 @@ class LocalTransport(Transport):
         except OSError as exc:
             raise TransportError(f"Could not read {path!r} on this host: {exc.strerror}") from exc
 
+    def file_size(self, path: str) -> int | None:
+        try:
+            return self._path(path).stat().st_size
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise TransportError(f"Could not stat {path!r} on this host: {exc.strerror}") from exc
+
     def list_tree(self, path: str) -> list[RemoteFile]:
         root = self._path(path)
         found: list[RemoteFile] = []

@@ -529,6 +529,14 @@ class SSHTransport(Transport):
         except (OSError, paramiko.SSHException) as exc:
             raise self._sftp_error(exc, "read", path) from None
 
+    def file_size(self, path: str) -> int | None:
+        try:
+            return self.sftp.stat(path).st_size or 0
+        except FileNotFoundError:
+            return None
+        except (OSError, paramiko.SSHException) as exc:
+            raise self._sftp_error(exc, "stat", path) from None
+
     def list_tree(self, path: str) -> list[RemoteFile]:
         found: list[RemoteFile] = []
         pending = [""]
