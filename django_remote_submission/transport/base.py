@@ -355,8 +355,11 @@ class Transport(abc.ABC):
                         self._drop_stream(selector, streams, index)
                 # The monitor may linger as a zombie where init reaps late, keeping tail
                 # alive; once the exit code exists, the files' sizes say when to stop.
-                ended = not events and self.file_size(process.exit_code_path) is not None
-                if final_sizes is None and ended:
+                if (
+                    final_sizes is None
+                    and not events
+                    and self.file_size(process.exit_code_path) is not None
+                ):
                     final_sizes = [self.file_size(path) or 0 for path, _ in files]
                 if final_sizes is not None:
                     for index in list(streams):
