@@ -85,10 +85,11 @@ def embedded_account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHAc
     password = secrets.token_urlsafe(18)
     home = directory / "home"
     (home / "work").mkdir(parents=True)
+    (home / ".ssh").mkdir(mode=0o700)
+    (home / ".ssh" / "authorized_keys").write_text(f"{public_key}\n{locked_public}\n")
+    (home / ".ssh" / "authorized_keys").chmod(0o600)
     try:
-        server = EmbeddedSSHServer(
-            password=password, authorized_keys=[public_key, locked_public], home=home
-        )
+        server = EmbeddedSSHServer(password=password, home=home)
     except RuntimeError as exc:
         unavailable(str(exc))
     with server:

@@ -346,18 +346,17 @@ class SSHTransport(Transport):
                 )
             path = private
         try:
-            return paramiko.PKey.from_path(str(path), password=self._passphrase)
-        except paramiko.PasswordRequiredException:
+            passphrase = self._passphrase.encode() if self._passphrase is not None else None
+            return paramiko.PKey.from_path(str(path), password=passphrase)  # type: ignore[arg-type]
+        except (paramiko.PasswordRequiredException, TypeError):
+            # cryptography says TypeError for "password-protected, no password given".
             raise AuthenticationFailed(
                 f"The private key {path} is encrypted: give its passphrase."
             ) from None
         except FileNotFoundError:
             raise AuthenticationFailed(f"The private key file {path} does not exist.") from None
         except (OSError, ValueError, paramiko.SSHException) as exc:
-            text = str(exc).lower()
-            if self._passphrase is not None and any(
-                word in text for word in ("checkints", "decrypt", "password", "passphrase")
-            ):
+            if self._passphrase is not None and _is_encrypted_key(path):
                 raise AuthenticationFailed(
                     f"The passphrase does not open the private key {path}."
                 ) from None
@@ -589,6 +588,16 @@ def fetch_host_key(hostname: str, port: int = 22, *, timeout: float | None = Non
         raise ConnectionFailed(f"The SSH handshake with {where} failed: {exc}") from None
     finally:
         transport.close()
+
+
+def _is_encrypted_key(path: Path) -> bool:
+    try:
+        paramiko.PKey.from_path(str(path))
+    except (paramiko.PasswordRequiredException, TypeError):
+        return True
+    except (OSError, ValueError, paramiko.SSHException):
+        return False
+    return False
 
 
 def _known_hosts_files() -> list[Path]:

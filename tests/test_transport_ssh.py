@@ -1,0 +1,316 @@
+"""What only SSHTransport does: authentication, host keys, errors, the connection pool."""
+
+import logging
+import socket
+import threading
+
+import pytest
+from django.test import override_settings
+
+from django_remote_submission.exceptions import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    HostKeyRejected,
+)
+from django_remote_submission.testing import free_port, generate_key_pair
+from django_remote_submission.transport import SSHTransport
+from django_remote_submission.transport.hostkeys import HostKey
+from django_remote_submission.transport.ssh import ConnectionPool, fetch_host_key
+from tests.conftest import unavailable
+
+pytestmark = pytest.mark.ssh
+
+
+@pytest.fixture
+def secret_logs(caplog):
+    """Every log record of every logger, paramiko's included, at DEBUG."""
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+@pytest.fixture(autouse=True)
+def empty_home(tmp_path, monkeypatch):
+    """The worker's own ~/.ssh (known_hosts, keys) must not decide these tests."""
+    home = tmp_path / "worker-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+def transport(account, *, pool=None, **options):
+    options.setdefault("host_key", account.host_key)
+    return SSHTransport(
+        account.hostname,
+        account.port,
+        options.pop("username", account.username),
+        connection_pool=pool if pool is not None else ConnectionPool(),
+        **options,
+    )
+
+
+def assert_secret_nowhere(secret, exc, caplog):
+    assert secret not in str(exc)
+    assert secret not in repr(exc.value if hasattr(exc, "value") else exc)
+    assert all(secret not in record.getMessage() for record in caplog.records)
+    assert all(secret not in str(record.args) for record in caplog.records)
+
+
+def needs_password(account):
+    if not account.password:
+        unavailable(f"the {account.name} server offers no password login here")
+
+
+def test_password_login(ssh_account, secret_logs):
+    needs_password(ssh_account)
+    with transport(ssh_account, password=ssh_account.password) as t:
+        assert t.run(["whoami"]).stdout.strip().decode() == ssh_account.username
+    assert_secret_nowhere(ssh_account.password, "", secret_logs)
+
+
+def test_wrong_password(ssh_account, secret_logs):
+    needs_password(ssh_account)
+    wrong = "Wr0ng-" + ssh_account.password[:6]
+    with pytest.raises(AuthenticationFailed, match="refused the password") as excinfo:
+        transport(ssh_account, password=wrong).open()
+    assert_secret_nowhere(wrong, excinfo.value, secret_logs)
+    assert f"{ssh_account.hostname}:{ssh_account.port}" in str(excinfo.value)
+
+
+def test_wrong_user(ssh_account, secret_logs):
+    needs_password(ssh_account)
+    with pytest.raises(AuthenticationFailed, match="'nobody-here'") as excinfo:
+        transport(ssh_account, password=ssh_account.password, username="nobody-here").open()
+    assert_secret_nowhere(ssh_account.password, excinfo.value, secret_logs)
+
+
+def test_key_login(ssh_account):
+    with transport(ssh_account, key_filename=ssh_account.key_filename) as t:
+        assert t.run(["true"]).ok
+
+
+def test_key_login_with_the_path_of_the_pub_file(ssh_account):
+    with transport(ssh_account, key_filename=f"{ssh_account.key_filename}.pub") as t:
+        assert t.run(["true"]).ok
+
+
+def test_key_with_passphrase(ssh_account, secret_logs):
+    if not ssh_account.passphrase_key_filename:
+        unavailable(f"the {ssh_account.name} server has no passphrase key here")
+    key = ssh_account.passphrase_key_filename
+    with transport(ssh_account, key_filename=key, passphrase=ssh_account.passphrase) as t:
+        assert t.run(["true"]).ok
+    with pytest.raises(AuthenticationFailed, match="encrypted: give its passphrase"):
+        transport(ssh_account, key_filename=key).open()
+    with pytest.raises(AuthenticationFailed, match="passphrase does not open") as excinfo:
+        transport(ssh_account, key_filename=key, passphrase="not-the-passphrase").open()
+    assert_secret_nowhere(ssh_account.passphrase, excinfo.value, secret_logs)
+
+
+def test_key_the_server_does_not_know(ssh_account, tmp_path):
+    stranger, _ = generate_key_pair(tmp_path / "stranger")
+    with pytest.raises(AuthenticationFailed, match="refused the key"):
+        transport(ssh_account, key_filename=stranger).open()
+
+
+def test_missing_key_files(ssh_account, tmp_path):
+    with pytest.raises(AuthenticationFailed, match="does not exist"):
+        transport(ssh_account, key_filename=tmp_path / "nope").open()
+    (tmp_path / "orphan.pub").write_text("ssh-ed25519 AAAA")
+    with pytest.raises(AuthenticationFailed, match="its private key .*orphan does not exist"):
+        transport(ssh_account, key_filename=tmp_path / "orphan.pub").open()
+
+
+def test_agent_and_default_keys_when_no_credentials_are_given(ssh_account, empty_home):
+    """Without password or key, the worker's ~/.ssh keys are tried (as 2.x did)."""
+    ssh_dir = empty_home / ".ssh"
+    ssh_dir.mkdir()
+    (ssh_dir / "id_ed25519").write_bytes(ssh_account.key_filename.read_bytes())
+    (ssh_dir / "id_ed25519").chmod(0o600)
+    with transport(ssh_account, allow_agent=False) as t:
+        assert t.run(["true"]).ok
+
+
+def test_connection_refused():
+    port = free_port()
+    with pytest.raises(ConnectionFailed, match=f"refused by 127.0.0.1:{port}"):
+        SSHTransport("127.0.0.1", port, "x", password="p", connection_pool=ConnectionPool()).open()
+
+
+def test_unknown_host_name():
+    with pytest.raises(
+        ConnectionFailed, match="Cannot resolve the host name 'no-such-host.invalid'"
+    ):
+        SSHTransport("no-such-host.invalid", 22, "x", connection_pool=ConnectionPool()).open()
+
+
+@override_settings(REMOTE_SUBMISSION_CONNECT_TIMEOUT=0.5)
+def test_a_server_that_never_answers_times_out():
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        with pytest.raises(ConnectionFailed, match=f"127.0.0.1:{port}"):
+            SSHTransport(
+                "127.0.0.1", port, "x", password="p", connection_pool=ConnectionPool()
+            ).open()
+
+
+# Host keys -----------------------------------------------------------------------------
+
+
+def credentials(account):
+    if account.password:
+        return {"password": account.password}
+    return {"key_filename": account.key_filename}
+
+
+def test_unknown_host_key_is_rejected_by_default(ssh_account, secret_logs):
+    offered = HostKey.parse(ssh_account.host_key)
+    with pytest.raises(HostKeyRejected, match="is unknown") as excinfo:
+        transport(ssh_account, host_key=None, **credentials(ssh_account)).open()
+    assert offered.fingerprint in str(excinfo.value)
+    if ssh_account.password:
+        assert_secret_nowhere(ssh_account.password, excinfo.value, secret_logs)
+
+
+def test_pinned_key_is_accepted(ssh_account):
+    with transport(ssh_account, **credentials(ssh_account)) as t:
+        assert t.run(["true"]).ok
+
+
+def test_changed_key_is_refused_with_both_fingerprints(ssh_account, tmp_path):
+    _, other = generate_key_pair(tmp_path / "impostor")
+    with pytest.raises(HostKeyRejected, match="CHANGED") as excinfo:
+        transport(ssh_account, host_key=other, **credentials(ssh_account)).open()
+    assert HostKey.parse(other).fingerprint in str(excinfo.value)
+    assert HostKey.parse(ssh_account.host_key).fingerprint in str(excinfo.value)
+
+
+def test_known_hosts_of_the_worker_are_honoured(ssh_account, empty_home):
+    (empty_home / ".ssh").mkdir()
+    (empty_home / ".ssh" / "known_hosts").write_text(ssh_account.known_hosts_line + "\n")
+    with transport(ssh_account, host_key=None, **credentials(ssh_account)) as t:
+        assert t.run(["true"]).ok
+
+
+def test_a_changed_key_in_known_hosts_is_refused(ssh_account, empty_home, tmp_path):
+    _, other = generate_key_pair(tmp_path / "impostor")
+    (empty_home / ".ssh").mkdir()
+    name = ssh_account.known_hosts_line.split()[0]
+    (empty_home / ".ssh" / "known_hosts").write_text(f"{name} {other}\n")
+    with pytest.raises(HostKeyRejected, match="CHANGED"):
+        transport(ssh_account, host_key=None, **credentials(ssh_account)).open()
+
+
+def test_known_hosts_file_setting_is_honoured(ssh_account, tmp_path):
+    known = tmp_path / "known_hosts"
+    known.write_text(ssh_account.known_hosts_line + "\n")
+    with (
+        override_settings(REMOTE_SUBMISSION_KNOWN_HOSTS_FILE=str(known)),
+        transport(ssh_account, host_key=None, **credentials(ssh_account)) as t,
+    ):
+        assert t.run(["true"]).ok
+
+
+def test_trust_on_first_use_pins_then_refuses_a_change(ssh_account, tmp_path):
+    pinned = []
+    with override_settings(REMOTE_SUBMISSION_HOST_KEY_POLICY="tofu"):
+        first = transport(
+            ssh_account, host_key=None, on_new_host_key=pinned.append, **credentials(ssh_account)
+        )
+        with first:
+            assert first.run(["true"]).ok
+        assert [HostKey.parse(line) for line in pinned] == [HostKey.parse(ssh_account.host_key)]
+        with transport(ssh_account, host_key=pinned[0], **credentials(ssh_account)) as again:
+            assert again.run(["true"]).ok
+        _, other = generate_key_pair(tmp_path / "impostor")
+        with pytest.raises(HostKeyRejected, match="CHANGED"):
+            transport(ssh_account, host_key=other, **credentials(ssh_account)).open()
+
+
+def test_auto_add_accepts_an_unknown_key(ssh_account, secret_logs):
+    with (
+        override_settings(REMOTE_SUBMISSION_HOST_KEY_POLICY="auto-add"),
+        transport(ssh_account, host_key=None, **credentials(ssh_account)) as t,
+    ):
+        assert t.run(["true"]).ok
+    assert any("auto-add" in record.getMessage() for record in secret_logs.records)
+
+
+def test_fetch_host_key(ssh_account):
+    assert fetch_host_key(ssh_account.hostname, ssh_account.port) == HostKey.parse(
+        ssh_account.host_key
+    )
+    with pytest.raises(ConnectionFailed, match="refused"):
+        fetch_host_key("127.0.0.1", free_port())
+
+
+# Connections ---------------------------------------------------------------------------
+
+
+def test_transports_with_the_same_credentials_share_one_connection(ssh_account):
+    pool = ConnectionPool()
+    first = transport(ssh_account, pool=pool, **credentials(ssh_account))
+    second = transport(ssh_account, pool=pool, **credentials(ssh_account))
+    with first, second:
+        shared = first.client
+        assert second.client is shared
+        assert first.run(["echo", "1"]).stdout == b"1\n"
+        assert second.run(["echo", "2"]).stdout == b"2\n"
+        assert len(pool) == 1
+    with transport(ssh_account, pool=pool, **credentials(ssh_account)) as third:
+        assert third.client is shared  # the idle connection, reused without a handshake
+        assert third.run(["true"]).ok
+    assert len(pool) == 1  # kept open, idle, for the next job
+    pool.close_all()
+    assert len(pool) == 0
+
+
+def test_other_credentials_never_ride_on_a_pooled_connection(ssh_account, tmp_path):
+    needs_password(ssh_account)
+    pool = ConnectionPool()
+    with transport(ssh_account, pool=pool, password=ssh_account.password) as good:
+        assert good.run(["true"]).ok
+        with pytest.raises(AuthenticationFailed):
+            transport(ssh_account, pool=pool, password="wrong").open()
+    pool.close_all()
+
+
+@override_settings(REMOTE_SUBMISSION_MAX_CONNECTIONS_PER_HOST=1)
+def test_the_per_host_cap_makes_a_second_login_wait(ssh_account):
+    needs_password(ssh_account)
+    pool = ConnectionPool()
+    holder = transport(ssh_account, pool=pool, password=ssh_account.password)
+    waiter = transport(ssh_account, pool=pool, key_filename=ssh_account.key_filename)
+    opened = threading.Event()
+
+    def open_waiter():
+        waiter.open()
+        opened.set()
+
+    with holder:
+        thread = threading.Thread(target=open_waiter)
+        thread.start()
+        assert not opened.wait(1.0)  # the one allowed connection is busy
+        assert len(pool) == 1
+    assert opened.wait(30)  # released: the idle connection is evicted for the waiter
+    thread.join()
+    assert waiter.run(["true"]).ok
+    assert len(pool) == 1
+    waiter.close()
+    pool.close_all()
+
+
+def test_a_broken_connection_is_replaced(ssh_account):
+    pool = ConnectionPool()
+    with transport(ssh_account, pool=pool, **credentials(ssh_account)) as first:
+        first.client.get_transport().close()
+    with transport(ssh_account, pool=pool, **credentials(ssh_account)) as second:
+        assert second.run(["true"]).ok
+    pool.close_all()
+
+
+def test_repr_and_pool_key_show_no_secret(ssh_account):
+    t = transport(ssh_account, password="Sup3r-secret")
+    assert "Sup3r-secret" not in repr(t)
+    assert "Sup3r-secret" not in repr(t._pool_key())
