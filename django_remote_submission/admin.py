@@ -92,6 +92,7 @@ RUNTIME_FIELDS = (
     "stdout_offset",
     "stderr_offset",
     "heartbeat",
+    "cancel_requested_at",
     "task_id",
     "created",
     "modified",

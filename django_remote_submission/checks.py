@@ -19,7 +19,7 @@ from django_remote_submission.conf import DEFAULTS, HOST_KEY_POLICIES, PREFIX
 ID = "django_remote_submission.{}"
 
 # Settings that must be a positive number; those that may also be None to mean "no limit".
-POSITIVE_NUMBERS = ("CONNECT_TIMEOUT", "LOG_BATCH_SECONDS")
+POSITIVE_NUMBERS = ("CONNECT_TIMEOUT", "LOG_BATCH_SECONDS", "KILL_GRACE")
 POSITIVE_INTEGERS = ("MAX_CONNECTIONS_PER_HOST", "LOG_BATCH_LINES", "LOG_MAX_LINE_LENGTH")
 OPTIONAL_POSITIVE_INTEGERS = ("LOG_MAX_BYTES", "RESULT_MAX_FILE_SIZE", "RESULT_MAX_TOTAL_SIZE")
 NON_NEGATIVE_INTEGERS = ("KEEPALIVE_INTERVAL",)
@@ -85,6 +85,18 @@ def check_settings(
         and not hasattr(known_hosts, "__fspath__")
     ):
         errors.append(_bad_value("KNOWN_HOSTS_FILE", known_hosts, "a path, or None", "E003"))
+
+    secret = _value("SECRET_KEY")
+    if secret is not None and (not isinstance(secret, str) or len(secret) < 32):
+        errors.append(
+            Error(
+                f"{PREFIX}SECRET_KEY must be a string of at least 32 characters.",
+                hint="Generate one with python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))', or remove the setting to derive the key "
+                "from SECRET_KEY.",
+                id=ID.format("E004"),
+            )
+        )
 
     return errors
 

@@ -17,8 +17,10 @@ DEFAULTS: dict[str, Any] = {
     "CONNECT_TIMEOUT": 10.0,
     "KEEPALIVE_INTERVAL": 30,
     "MAX_CONNECTIONS_PER_HOST": 4,
+    "KILL_GRACE": 10.0,
+    "SECRET_KEY": None,
     "LOG_BATCH_LINES": 1000,
-    "LOG_BATCH_SECONDS": 0.25,
+    "LOG_BATCH_SECONDS": 0.1,
     "LOG_MAX_LINE_LENGTH": 64 * 1024,
     "LOG_MAX_BYTES": 64 * 1024 * 1024,
     "RESULT_MAX_FILE_SIZE": 1024 * 1024 * 1024,
@@ -58,6 +60,15 @@ class Settings:
     @property
     def MAX_CONNECTIONS_PER_HOST(self) -> int:
         return int(_get("MAX_CONNECTIONS_PER_HOST"))
+
+    @property
+    def KILL_GRACE(self) -> float:
+        return float(_get("KILL_GRACE"))
+
+    @property
+    def SECRET_KEY(self) -> str | None:
+        value = _get("SECRET_KEY")
+        return value or None
 
     @property
     def LOG_BATCH_LINES(self) -> int:

@@ -22,6 +22,15 @@ def validate_argument_list(value: Any) -> None:
         )
 
 
+def validate_host_key(value: str) -> None:
+    from django_remote_submission.transport.hostkeys import HostKey
+
+    try:
+        HostKey.parse(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc), code="invalid_host_key") from exc
+
+
 class Interpreter(TimeStampedModel):
     name = models.CharField(
         _("Interpreter Name"),
@@ -89,6 +98,7 @@ class Server(TimeStampedModel):
     host_key = models.TextField(
         _("Pinned Host Key"),
         blank=True,
+        validators=[validate_host_key],
         help_text=_(
             "The server's SSH host key in OpenSSH format ('ssh-ed25519 AAAA...'). "
             "When set, a server presenting any other key is refused."
@@ -200,6 +210,12 @@ class Job(TimeStampedModel):
         null=True,
         blank=True,
         help_text=_("Last time a worker following this job reported progress"),
+    )
+    cancel_requested_at = models.DateTimeField(
+        _("Cancel Requested At"),
+        null=True,
+        blank=True,
+        help_text=_("When someone asked to cancel the job; the worker following it acts on it"),
     )
     task_id = models.CharField(
         _("Celery Task Id"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import textwrap
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("ssh_account", servers, indirect=True)
     elif "any_transport" in metafunc.fixturenames:
         metafunc.parametrize("any_transport", ["local", *servers], indirect=True)
+    elif "target" in metafunc.fixturenames:
+        metafunc.parametrize("target", ["local", *servers], indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -255,3 +258,99 @@ def any_transport(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Tr
             yield TransportCase(request.param, transport, workdir, account)
         finally:
             transport.remove(workdir, recursive=True)
+
+
+# Job targets ---------------------------------------------------------------------------
+
+
+@dataclass
+class JobTarget:
+    """A place to run jobs: this host (remote=False) or one of the SSH servers."""
+
+    name: str
+    transport: Any
+    directory: str
+    account: SSHAccount | None
+    owner: Any = None
+    server: Any = None
+    interpreter: Any = None
+
+    @property
+    def submit_kwargs(self) -> dict[str, Any]:
+        """What a caller of submit_job_to_server passes to reach this target."""
+        if self.account is None:
+            return {"remote": False}
+        if self.account.password:
+            return {"password": self.account.password, "username": self.account.username}
+        return {
+            "public_key_filename": str(self.account.key_filename),
+            "username": self.account.username,
+        }
+
+    def options(self, **overrides: Any) -> Any:
+        from django_remote_submission.runner import RunOptions
+
+        values = dict(self.submit_kwargs)
+        if "public_key_filename" in values:
+            values["key_filename"] = values.pop("public_key_filename")
+        values.update(overrides)
+        return RunOptions(**values)
+
+    def job(self, program: str, **overrides: Any) -> Any:
+        from tests.factories import make_job
+
+        values: dict[str, Any] = {
+            "program": textwrap.dedent(program).lstrip("\n"),
+            "remote_directory": self.directory,
+            "remote_filename": "program.py",
+            "server": self.server,
+            "interpreter": self.interpreter,
+            "owner": self.owner,
+        }
+        values.update(overrides)
+        return make_job(**values)
+
+    def live_processes(self, pgid: int) -> list[str]:
+        """Processes left in a job's session, zombies not counted."""
+        result = self.transport.run(["ps", "-o", "pid=,stat=,args=", "-s", str(pgid)])
+        lines = [line for line in result.stdout.decode().split("\n") if line.strip()]
+        return [line for line in lines if not line.split()[1].startswith("Z")]
+
+
+@pytest.fixture
+def target(request: pytest.FixtureRequest, tmp_path: Path, db: None) -> Iterator[JobTarget]:
+    from django_remote_submission.transport import LocalTransport
+    from tests.factories import make_interpreter, make_server, make_user
+
+    account: SSHAccount | None = None
+    if request.param == "local":
+        transport = LocalTransport(tmp_path)
+        base = str(tmp_path)
+        server = make_server(interpreters=[], title="this host", hostname="localhost")
+        python, arguments = "/usr/bin/python3", ["-u"]
+    else:
+        account = request.getfixturevalue(f"{request.param}_account")
+        transport = ssh_transport(account)
+        base = account.remote_directory
+        server = make_server(
+            interpreters=[],
+            title=account.name,
+            hostname=account.hostname,
+            port=account.port,
+            host_key=account.host_key or "",
+        )
+        python, arguments = account.python, list(account.python_arguments)
+    interpreter = make_interpreter(name="python3", path=python, arguments=arguments)
+    server.interpreters.set([interpreter])
+    directory = f"{base}/job-{uuid.uuid4().hex[:10]}"
+    with transport:
+        yield JobTarget(
+            request.param,
+            transport,
+            directory,
+            account,
+            owner=make_user("owner@example.com"),
+            server=server,
+            interpreter=interpreter,
+        )
+        transport.remove(directory, recursive=True)

@@ -220,3 +220,13 @@ def test_dumpdata_loaddata_round_trips_every_model(tmp_path):
     assert json.loads(after.getvalue()) == json.loads(before.getvalue())
     assert Interpreter.objects.get().arguments == ["-u", "--flag=a b"]
     assert len(json.loads(before.getvalue())) >= 6
+
+
+def test_a_pinned_host_key_must_be_a_key():
+    server = make_server()
+    server.host_key = "not a key"
+    with pytest.raises(ValidationError) as excinfo:
+        server.full_clean()
+    assert "host_key" in excinfo.value.message_dict
+    server.host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOv1"
+    server.full_clean()

@@ -311,3 +311,28 @@ def test_signalling_a_group_that_is_gone_says_so(any_transport):
     with pytest.raises(ValueError, match="not a signal name"):
         t.signal_group(process.pgid, "TERM; rm -rf ~")
     assert live_processes(t, process.pgid) == []
+
+
+def test_a_control_directory_used_before_does_not_answer_for_the_next_run(any_transport):
+    t, workdir = any_transport.transport, any_transport.workdir
+    ctl = f"{workdir}/.c"
+    first = t.start_detached(["sh", "-c", "echo first; exit 3"], cwd=workdir, control_directory=ctl)
+    assert follow_all(t, first) == (b"first\n", b"")
+    assert t.wait_for_exit_code(first) == 3
+    second = t.start_detached(["sh", "-c", "sleep 0.5; echo second"], cwd=workdir, control_directory=ctl)
+    assert second.pgid != first.pgid
+    assert follow_all(t, second) == (b"second\n", b"")
+    assert t.wait_for_exit_code(second) == 0
+
+
+def test_relative_paths_start_in_the_login_directory(any_transport):
+    t, workdir = any_transport.transport, any_transport.workdir
+    home = t.run(["pwd"]).stdout.decode().strip()
+    relative = os.path.relpath(workdir, home)
+    assert not relative.startswith("/")
+    t.put_text("hello", f"{relative}/rel.txt")
+    assert t.read_file(f"{workdir}/rel.txt") == b"hello"
+    assert [f.path for f in t.list_tree(relative)] == ["rel.txt"]
+    process = t.start_detached(["pwd"], cwd=relative, control_directory=f"{relative}/.c")
+    assert follow_all(t, process) == (f"{workdir}\n".encode(), b"")
+    assert t.wait_for_exit_code(process) == 0

@@ -17,9 +17,11 @@ from django_remote_submission.exceptions import CommandTimedOut, TransportError
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between checks that a followed process is still alive; also the longest
-#: silence after which ``follow`` yields ``None`` so the caller can do its own work.
-FOLLOW_TICK = 0.2
+#: The longest silence after which ``follow`` yields ``None``, so the caller can do its
+#: own work (flush a batch, look for a cancel request).
+FOLLOW_TICK = 0.1
+#: Seconds between looks for the exit code while a followed program is silent.
+EXIT_CHECK_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -263,20 +265,30 @@ class Transport(abc.ABC):
         """
         ctl = control_directory.rstrip("/") or "/"
         self.mkdir_p(ctl)
+        # A control directory used before (a job run again) must not answer for this run.
+        self.run(
+            ["rm", "-f", "--"]
+            + [
+                f"{ctl}/{name}"
+                for name in ("pgid", "monitor.pid", "exit_code", "timed_out", "canceled")
+            ]
+        )
         self.put_bytes(b"", f"{ctl}/stdout")
         self.put_bytes(b"", f"{ctl}/stderr")
-        self.put_text(_monitor_script(argv, ctl, time_limit, grace), f"{ctl}/monitor.sh")
+        self.put_text(_monitor_script(argv, time_limit, grace), f"{ctl}/monitor.sh")
         q = shlex.quote
         launch = (
             "command -v setsid >/dev/null || "
             "{ echo 'setsid is not installed on the server (it comes with util-linux)' >&2; "
             "exit 127; } && "
+            # The control directory may be relative to where we are now, not to cwd.
+            f"ctl=$(cd {q(ctl)} && pwd) && "
             f"cd {q(cwd)} && "
-            f"{{ setsid /bin/sh {q(ctl + '/monitor.sh')} </dev/null >/dev/null 2>&1 & }} && "
+            '{ setsid /bin/sh "$ctl/monitor.sh" "$ctl" </dev/null >/dev/null 2>&1 & } && '
             # Wait (at most 10 s) until the monitor has written both pids.
-            f"i=0; while [ ! -s {q(ctl + '/pgid')} ] && [ $i -lt 1000 ]; do "
-            f"sleep 0.01; i=$((i+1)); done; "
-            f"cat {q(ctl + '/pgid')} {q(ctl + '/monitor.pid')}"
+            'i=0; while [ ! -s "$ctl/pgid" ] && [ $i -lt 1000 ]; do '
+            "sleep 0.01; i=$((i+1)); done; "
+            'cat "$ctl/pgid" "$ctl/monitor.pid"'
         )
         result = self.run_shell(launch, timeout=30)
         numbers = result.stdout.split()
@@ -323,6 +335,7 @@ class Transport(abc.ABC):
         """
         consumed = [int(offset) for _, offset in files]
         final_sizes: list[int] | None = None
+        next_exit_check = time.monotonic() + EXIT_CHECK_SECONDS
         streams: dict[int, ByteStream] = {}
         selector = selectors.DefaultSelector()
         try:
@@ -336,7 +349,7 @@ class Transport(abc.ABC):
                         "-f",
                         f"--pid={int(process.monitor_pid)}",
                         "-s",
-                        str(FOLLOW_TICK),
+                        str(EXIT_CHECK_SECONDS),
                         "--",
                         path,
                     ]
@@ -355,12 +368,10 @@ class Transport(abc.ABC):
                         self._drop_stream(selector, streams, index)
                 # The monitor may linger as a zombie where init reaps late, keeping tail
                 # alive; once the exit code exists, the files' sizes say when to stop.
-                if (
-                    final_sizes is None
-                    and not events
-                    and self.file_size(process.exit_code_path) is not None
-                ):
-                    final_sizes = [self.file_size(path) or 0 for path, _ in files]
+                if final_sizes is None and not events and time.monotonic() >= next_exit_check:
+                    next_exit_check = time.monotonic() + EXIT_CHECK_SECONDS
+                    if self.file_size(process.exit_code_path) is not None:
+                        final_sizes = [self.file_size(path) or 0 for path, _ in files]
                 if final_sizes is not None:
                     for index in list(streams):
                         if consumed[index] >= final_sizes[index]:
@@ -395,11 +406,12 @@ class Transport(abc.ABC):
             time.sleep(0.05)
 
 
-def _monitor_script(argv: Sequence[str], ctl: str, time_limit: float | None, grace: float) -> str:
+def _monitor_script(argv: Sequence[str], time_limit: float | None, grace: float) -> str:
     q = shlex.quote
     lines = [
         "# Written by django-remote-submission: runs one job, detached from any connection.",
-        f"ctl={q(ctl)}",
+        "# $1 is the absolute path of the job's control directory.",
+        'ctl="$1"',
         'echo $$ > "$ctl/monitor.pid"',
         f'setsid {quote(argv)} >>"$ctl/stdout" 2>>"$ctl/stderr" </dev/null &',
         "pgid=$!",

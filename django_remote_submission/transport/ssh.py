@@ -403,7 +403,9 @@ class SSHTransport(Transport):
             return ConnectionFailed(f"Cannot reach {where}: {_oserror_text(exc)}.")
         if isinstance(exc, paramiko.SSHException):
             return ConnectionFailed(f"The SSH handshake with {where} failed: {exc}.")
-        return exc
+        if isinstance(exc, Exception):
+            return ConnectionFailed(f"Connecting to {where} failed: {type(exc).__name__}: {exc}")
+        return exc  # KeyboardInterrupt and the like go on as they are
 
     @property
     def client(self) -> paramiko.SSHClient:

@@ -1,0 +1,255 @@
+"""From a program's output bytes to Log rows: lines, log policies, batches, the size cap."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from django_remote_submission.models import Job, Log
+
+logger = logging.getLogger(__name__)
+
+STREAMS = ("stdout", "stderr")
+#: Seconds between heartbeats while a program says nothing.
+HEARTBEAT_SECONDS = 30.0
+
+
+class LogPolicy(enum.IntEnum):
+    """How much of a job's output is stored (the 2.x values)."""
+
+    LOG_NONE = 0  #: store nothing
+    LOG_LIVE = 1  #: store lines while the program runs, in batches
+    LOG_TOTAL = 2  #: store one row per stream when the program ends
+
+
+class LineSplitter:
+    """Turns one stream's bytes into whole lines of text, counting the bytes they used.
+
+    Lines are split on ``\\n`` in the bytes, where a UTF-8 character can never be cut,
+    and only then decoded: undecodable bytes become U+FFFD. A line keeps its ``\\n``.
+    A carriage return works as on a terminal (``50%\\r100%\\n`` stores ``100%``), so
+    progress bars stay one line. A line longer than ``max_length`` bytes is stored in
+    pieces of at most that size. ``offset`` counts the bytes consumed by the lines
+    returned so far, so a follower can resume exactly after them.
+    """
+
+    def __init__(self, max_length: int, offset: int = 0) -> None:
+        self.max_length = max_length
+        self.offset = offset
+        self._pending = b""
+
+    def feed(self, data: bytes) -> list[str]:
+        buffer = self._pending + data
+        lines: list[str] = []
+        end = buffer.rfind(b"\n") + 1
+        if end:
+            for raw in buffer[:end].split(b"\n")[:-1]:
+                line = _after_carriage_return(raw.removesuffix(b"\r"))
+                while len(line) > self.max_length:
+                    piece = _utf8_boundary(line, self.max_length)
+                    lines.append(_decode(line[:piece]))
+                    line = line[piece:]
+                lines.append(_decode(line) + "\n")
+            self.offset += end
+            buffer = buffer[end:]
+        # What is left is an unfinished line: keep it bounded.
+        cut = buffer.rfind(b"\r", 0, len(buffer) - 1)
+        if cut >= 0:
+            self.offset += cut + 1
+            buffer = buffer[cut + 1 :]
+        while len(buffer) > self.max_length:
+            piece = _utf8_boundary(buffer, self.max_length)
+            lines.append(_decode(buffer[:piece]))
+            self.offset += piece
+            buffer = buffer[piece:]
+        self._pending = buffer
+        return lines
+
+    def finish(self) -> list[str]:
+        """The unfinished last line, if the program ended without a newline."""
+        rest, self._pending = self._pending, b""
+        if not rest:
+            return []
+        self.offset += len(rest)
+        return [_decode(_after_carriage_return(rest.removesuffix(b"\r")))]
+
+
+def _after_carriage_return(raw: bytes) -> bytes:
+    return raw[raw.rfind(b"\r") + 1 :]
+
+
+def _utf8_boundary(data: bytes, limit: int) -> int:
+    cut = limit
+    while cut > 0 and (data[cut] & 0xC0) == 0x80:  # inside a multi-byte character
+        cut -= 1
+    return cut or limit
+
+
+def _decode(raw: bytes) -> str:
+    # PostgreSQL text cannot hold NUL.
+    return raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
+
+
+@dataclass
+class _Line:
+    stream: str
+    time: datetime
+    content: str
+
+    @property
+    def size(self) -> int:
+        return len(self.content.encode("utf-8"))
+
+
+@dataclass
+class LogWriter:
+    """Stores a job's lines by its LogPolicy, in batches, with the byte offsets.
+
+    ``LOG_LIVE`` flushes a batch when it holds ``batch_lines`` lines or its oldest line
+    waited ``batch_seconds``; each flush writes the rows, the offsets and the heartbeat
+    in one transaction, then calls ``on_batch`` with the new rows once it committed.
+    ``LOG_TOTAL`` writes one row per stream at the end. ``LOG_NONE`` writes no rows.
+    Past ``max_bytes`` of stored output the first half is kept as it came, the last
+    half is kept in memory and written at the end, and one row says what was dropped.
+    """
+
+    job: Job
+    policy: LogPolicy
+    batch_lines: int
+    batch_seconds: float
+    max_bytes: int | None
+    on_batch: Callable[[Sequence[Log]], None] | None = None
+    offsets: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STREAMS, 0))
+    rows_written: int = 0
+    _batch: list[_Line] = field(default_factory=list)
+    _batch_started: float = 0.0
+    _totals: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in STREAMS})
+    _total_times: dict[str, datetime] = field(default_factory=dict)
+    _stored_bytes: int = 0
+    _tail: deque[_Line] = field(default_factory=deque)
+    _tail_bytes: int = 0
+    _dropped_lines: int = 0
+    _dropped_bytes: int = 0
+    _last_beat: float = field(default_factory=time.monotonic)
+    _dirty_offsets: bool = False
+
+    def add(self, stream: str, lines: Sequence[str], offset: int, when: datetime) -> None:
+        """Lines of one stream read at ``when``; ``offset`` is where that stream now stands."""
+        self.offsets[stream] = offset
+        self._dirty_offsets = True
+        if self.policy == LogPolicy.LOG_NONE:
+            self.tick()
+            return
+        for content in lines:
+            self._keep(_Line(stream, when, content))
+            if len(self._batch) >= self.batch_lines:
+                self.flush()
+        self.tick()
+
+    def _keep(self, line: _Line) -> None:
+        if self.max_bytes is not None and self._stored_bytes + line.size > self.max_bytes // 2:
+            self._tail.append(line)
+            self._tail_bytes += line.size
+            while self._tail_bytes > self.max_bytes - self.max_bytes // 2 and self._tail:
+                dropped = self._tail.popleft()
+                self._tail_bytes -= dropped.size
+                self._dropped_lines += 1
+                self._dropped_bytes += dropped.size
+            return
+        self._stored_bytes += line.size
+        if self.policy == LogPolicy.LOG_TOTAL:
+            self._totals[line.stream].append(line.content)
+            self._total_times[line.stream] = line.time
+            return
+        if not self._batch:
+            self._batch_started = time.monotonic()
+        self._batch.append(line)
+
+    def tick(self) -> None:
+        """Flush what is due; call it also when nothing arrives, so lines never wait long."""
+        now = time.monotonic()
+        if (
+            self._batch
+            and (
+                len(self._batch) >= self.batch_lines
+                or now - self._batch_started >= self.batch_seconds
+            )
+        ) or now - self._last_beat >= HEARTBEAT_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        lines, self._batch = self._batch, []
+        if self.policy == LogPolicy.LOG_TOTAL:
+            self._save([], offsets=False)  # offsets move only with the rows, at the end
+        else:
+            self._save(lines, offsets=True)
+
+    def close(self) -> None:
+        """Write everything still held: the batch, LOG_TOTAL's rows, the kept tail."""
+        rows = list(self._batch)
+        self._batch = []
+        if self.policy == LogPolicy.LOG_TOTAL:
+            for stream in STREAMS:
+                if self._totals[stream]:
+                    rows.append(
+                        _Line(stream, self._total_times[stream], "".join(self._totals[stream]))
+                    )
+        if self._dropped_lines:
+            rows.append(
+                _Line(
+                    "stderr",
+                    timezone.now(),
+                    f"[django-remote-submission] {self._dropped_lines} lines "
+                    f"({self._dropped_bytes} bytes) of output were not stored: the job "
+                    f"passed REMOTE_SUBMISSION_LOG_MAX_BYTES ({self.max_bytes} bytes). "
+                    "The first and the last lines are kept.\n",
+                )
+            )
+        if self.policy == LogPolicy.LOG_TOTAL:
+            rows += self._tail_as_totals()
+        else:
+            rows += list(self._tail)
+        self._tail.clear()
+        self._save(rows, offsets=True)
+
+    def _tail_as_totals(self) -> list[_Line]:
+        rows: list[_Line] = []
+        for stream in STREAMS:
+            kept = [line for line in self._tail if line.stream == stream]
+            if kept:
+                rows.append(_Line(stream, kept[-1].time, "".join(line.content for line in kept)))
+        return rows
+
+    def _save(self, lines: Sequence[_Line], *, offsets: bool) -> None:
+        self._last_beat = time.monotonic()
+        values: dict[str, object] = {"heartbeat": timezone.now()}
+        if offsets and self._dirty_offsets:
+            values["stdout_offset"] = self.offsets["stdout"]
+            values["stderr_offset"] = self.offsets["stderr"]
+            self._dirty_offsets = False
+        rows = [
+            Log(job_id=self.job.pk, stream=line.stream, time=line.time, content=line.content)
+            for line in lines
+        ]
+        with transaction.atomic():
+            if rows:
+                Log.objects.bulk_create(rows)
+            Job.objects.filter(pk=self.job.pk).update(**values)
+            if rows and self.on_batch is not None:
+                callback = self.on_batch
+                transaction.on_commit(lambda: callback(rows))
+        self.rows_written += len(rows)
+
+    def note(self, stream: str, text: str) -> None:
+        """A line from the app itself (e.g. a skipped result), stored whatever the policy."""
+        self._save(
+            [_Line(stream, timezone.now(), f"[django-remote-submission] {text}\n")], offsets=False
+        )

@@ -1,0 +1,346 @@
+"""Run one job over a Transport: stage, launch, follow, finish, collect. No Celery here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import posixpath
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from django_remote_submission.conf import conf
+from django_remote_submission.exceptions import RemoteSubmissionError
+from django_remote_submission.logstream import STREAMS, LineSplitter, LogPolicy, LogWriter
+from django_remote_submission.models import Job, Log, Server
+from django_remote_submission.results import collect, snapshot
+from django_remote_submission.transport import LocalTransport, SSHTransport, Transport
+from django_remote_submission.transport.base import DetachedProcess
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between looks at the database for a cancel request while a job runs.
+CANCEL_CHECK_SECONDS = 0.5
+#: Characters of the program's last stderr line quoted in a failed job's error.
+REASON_LENGTH = 500
+
+
+@dataclass
+class RunOptions:
+    """How to run a job; secrets here live only in the worker's memory."""
+
+    username: str | None = None
+    password: str | None = None
+    key_filename: str | None = None
+    passphrase: str | None = None
+    timeout: float | None = None
+    log_policy: LogPolicy = LogPolicy.LOG_LIVE
+    store_results: Sequence[str] | None = None
+    remote: bool = True
+    task_id: str = ""
+    on_batch: Callable[[Sequence[Log]], None] | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"RunOptions(username={self.username!r}, timeout={self.timeout!r}, "
+            f"log_policy={self.log_policy!r}, store_results={self.store_results!r}, "
+            f"remote={self.remote!r})"
+        )
+
+
+def login_name(job: Job, username: str | None = None) -> str:
+    """The SSH login: the one asked for, else the server's default, else the owner's."""
+    return username or job.server.username or job.owner.get_username()
+
+
+def build_transport(job: Job, options: RunOptions) -> Transport:
+    if not options.remote:
+        return LocalTransport()
+    server = job.server
+    return SSHTransport(
+        server.hostname,
+        server.port,
+        login_name(job, options.username),
+        password=options.password,
+        key_filename=options.key_filename,
+        passphrase=options.passphrase,
+        host_key=server.host_key or None,
+        on_new_host_key=lambda line: pin_first_key(server, line),
+    )
+
+
+def pin_first_key(server: Server, line: str) -> None:
+    """Trust on first use: store the key only if none was pinned meanwhile."""
+    Server.objects.filter(pk=server.pk, host_key="").update(host_key=line)
+    server.host_key = line
+
+
+def remote_directory(job: Job) -> str:
+    """The job's directory as the transport expects it (``~/x`` means the login's ``x``)."""
+    directory = job.remote_directory.strip() or "."
+    if directory == "~":
+        return "."
+    if directory.startswith("~/"):
+        return directory[2:] or "."
+    return directory.rstrip("/") or "/"
+
+
+def control_directory(job: Job) -> str:
+    return posixpath.join(remote_directory(job), f".drs-{job.uuid}")
+
+
+def program_path(job: Job) -> str:
+    return posixpath.join(remote_directory(job), job.remote_filename)
+
+
+def program_argument(job: Job) -> str:
+    # A name starting with "-" would be read as an option by the interpreter.
+    name = job.remote_filename
+    return name if not name.startswith("-") else f"./{name}"
+
+
+class JobCanceled(RemoteSubmissionError):
+    pass
+
+
+class JobRunner:
+    """Runs one job to its end. Every way out leaves the job in success or failure."""
+
+    def __init__(self, job: Job, transport: Transport, options: RunOptions) -> None:
+        self.job = job
+        self.transport = transport
+        self.options = options
+        self.writer = LogWriter(
+            job,
+            LogPolicy(options.log_policy),
+            batch_lines=conf.LOG_BATCH_LINES,
+            batch_seconds=conf.LOG_BATCH_SECONDS,
+            max_bytes=conf.LOG_MAX_BYTES,
+            on_batch=options.on_batch,
+        )
+        self._next_cancel_check = 0.0
+
+    def run(self) -> dict[str, int]:
+        try:
+            with self.transport:
+                before = self.stage()
+                process = self.launch()
+                self.follow(process)
+                exit_code, error = self.finish(process)
+                results = self.collect(before)
+                self.cleanup()
+        except Exception as exc:
+            self.fail(exc)
+            raise
+        self.end(exit_code, error)
+        return results
+
+    # The steps -----------------------------------------------------------------------
+
+    def stage(self) -> dict[str, tuple[int, float]]:
+        if self._cancel_requested():
+            raise JobCanceled("Canceled before it started.")
+        directory = remote_directory(self.job)
+        self.transport.mkdir_p(directory)
+        self.transport.put_text(self.job.program, program_path(self.job))
+        return snapshot(self.transport.list_tree(directory))
+
+    def launch(self) -> DetachedProcess:
+        command = [*self.job.interpreter.command, program_argument(self.job)]
+        process = self.transport.start_detached(
+            command,
+            cwd=remote_directory(self.job),
+            control_directory=control_directory(self.job),
+            time_limit=self.options.timeout,
+            grace=conf.KILL_GRACE,
+        )
+        job = self.job
+        job.status = Job.STATUS.submitted
+        job.started_at = timezone.now()
+        job.finished_at = None
+        job.exit_code = None
+        job.error = ""
+        job.remote_pid = process.monitor_pid
+        job.remote_pgid = process.pgid
+        job.stdout_offset = job.stderr_offset = 0
+        job.heartbeat = job.started_at
+        job.task_id = self.options.task_id or job.task_id
+        job.save(
+            update_fields=[
+                "status",
+                "started_at",
+                "finished_at",
+                "exit_code",
+                "error",
+                "remote_pid",
+                "remote_pgid",
+                "stdout_offset",
+                "stderr_offset",
+                "heartbeat",
+                "task_id",
+                "modified",
+            ]
+        )
+        logger.info(
+            "Job %s started on %s (pgid %s)", job.pk, self.transport.description, process.pgid
+        )
+        return process
+
+    def follow(self, process: DetachedProcess) -> None:
+        splitters = [LineSplitter(conf.LOG_MAX_LINE_LENGTH) for _ in STREAMS]
+        files = [(process.stdout_path, 0), (process.stderr_path, 0)]
+        canceled = False
+        for item in self.transport.follow(files, process=process):
+            if item is None:
+                self.writer.tick()
+            else:
+                index, chunk = item
+                lines = splitters[index].feed(chunk)
+                self.writer.add(STREAMS[index], lines, splitters[index].offset, timezone.now())
+            if not canceled and self._cancel_requested():
+                canceled = True
+                self.transport.put_text("", f"{process.control_directory}/canceled")
+                self.transport.terminate_group(process.pgid, grace=conf.KILL_GRACE)
+        now = timezone.now()
+        for index, splitter in enumerate(splitters):
+            self.writer.add(STREAMS[index], splitter.finish(), splitter.offset, now)
+        self.writer.close()
+
+    def finish(self, process: DetachedProcess) -> tuple[int, str]:
+        code = self.transport.wait_for_exit_code(process)
+        ctl = process.control_directory
+        if self.transport.exists(f"{ctl}/canceled"):
+            return code, "Canceled at the request of a user."
+        if self.transport.exists(process.timed_out_path):
+            return code, (
+                f"Timed out: the program ran longer than {self.options.timeout:g} s, so the "
+                f"server stopped it (TERM, then KILL after {conf.KILL_GRACE:g} s)."
+            )
+        if code == 0:
+            return code, ""
+        reason = self._last_stderr_line(process)
+        if code in (126, 127):
+            return code, f"The program could not be started (exit code {code}): {reason}"
+        if reason:
+            return code, f"The program exited with code {code}: {reason}"
+        return code, f"The program exited with code {code}."
+
+    def collect(self, before: dict[str, tuple[int, float]]) -> dict[str, int]:
+        directory = remote_directory(self.job)
+        return collect(
+            self.job,
+            self.transport,
+            directory,
+            before,
+            patterns=self.options.store_results,
+            exclude=[self.job.remote_filename, f".drs-{self.job.uuid}/"],
+            report=lambda text: self.writer.note("stderr", text),
+        )
+
+    def cleanup(self) -> None:
+        try:
+            self.transport.remove(control_directory(self.job), recursive=True)
+        except RemoteSubmissionError as exc:
+            logger.warning("Could not remove the control directory of job %s: %s", self.job.pk, exc)
+
+    # Outcomes ------------------------------------------------------------------------
+
+    def end(self, exit_code: int, error: str) -> None:
+        job = self.job
+        job.exit_code = exit_code
+        job.error = error
+        job.status = Job.STATUS.success if not error else Job.STATUS.failure
+        job.finished_at = timezone.now()
+        job.save(update_fields=["exit_code", "error", "status", "finished_at", "modified"])
+        logger.info("Job %s ended: %s (exit code %s)", job.pk, job.status, exit_code)
+
+    def fail(self, exc: BaseException) -> None:
+        try:
+            self.writer.close()  # what was read is stored, even now
+        except Exception:
+            logger.exception("Could not store the last lines of job %s", self.job.pk)
+        record_failure(self.job, exc)
+
+    # Helpers -------------------------------------------------------------------------
+
+    def _cancel_requested(self) -> bool:
+        now = time.monotonic()
+        if now < self._next_cancel_check:
+            return False
+        self._next_cancel_check = now + CANCEL_CHECK_SECONDS
+        return Job.objects.filter(pk=self.job.pk, cancel_requested_at__isnull=False).exists()
+
+    def _last_stderr_line(self, process: DetachedProcess) -> str:
+        size = self.transport.file_size(process.stderr_path) or 0
+        tail = self.transport.read_file(process.stderr_path, max(0, size - 4096))
+        lines = [line.strip() for line in tail.decode("utf-8", "replace").splitlines()]
+        lines = [line for line in lines if line]
+        return lines[-1][:REASON_LENGTH] if lines else ""
+
+
+def record_failure(job: Job, exc: BaseException) -> None:
+    """End the job in failure with a reason a person can read; it must never stay
+    initial or submitted."""
+    reason = str(exc) or type(exc).__name__
+    if isinstance(exc, RemoteSubmissionError):
+        logger.info("Job %s failed: %s", job.pk, reason)
+    else:
+        reason = f"{type(exc).__name__}: {reason}"
+        logger.error("Job %s failed unexpectedly", job.pk, exc_info=exc)
+    try:
+        job.status = Job.STATUS.failure
+        job.error = reason
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "error", "finished_at", "modified"])
+    except Exception:
+        logger.exception("Could not record the failure of job %s", job.pk)
+
+
+def run_job(job: Job, options: RunOptions, transport: Transport | None = None) -> dict[str, int]:
+    """Run ``job`` to its end and return ``{relative path: result pk}``.
+
+    Raises the error that ended it early, after recording it on the job.
+    """
+    if transport is None:
+        try:
+            transport = build_transport(job, options)
+        except Exception as exc:
+            record_failure(job, exc)
+            raise
+    return JobRunner(job, transport, options).run()
+
+
+def copy_job(job: Job, options: RunOptions) -> None:
+    """Upload the program without running it, as 2.x's copy_job_to_server did."""
+    try:
+        transport = build_transport(job, options)
+        with transport:
+            transport.mkdir_p(remote_directory(job))
+            transport.put_text(job.program, program_path(job))
+        job.status = Job.STATUS.submitted
+        job.save(update_fields=["status", "modified"])
+        Log.objects.create(
+            job=job,
+            stream="stdout",
+            content=f"File {job.remote_filename} successfully copied to {job.remote_directory}.",
+        )
+    except Exception as exc:
+        record_failure(job, exc)
+        raise
+    job.exit_code = 0
+    job.error = ""
+    job.status = Job.STATUS.success
+    job.finished_at = timezone.now()
+    job.save(update_fields=["exit_code", "error", "status", "finished_at", "modified"])
+
+
+def timeout_seconds(timeout: float | int | dt.timedelta | None) -> float | None:
+    """``timeout`` as seconds: 2.x passed a timedelta, JSON can only carry a number."""
+    if timeout is None:
+        return None
+    seconds = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else float(timeout)
+    if seconds <= 0:
+        raise ValueError(f"timeout must be positive, not {seconds:g} s")
+    return seconds
