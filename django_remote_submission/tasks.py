@@ -30,6 +30,7 @@ from django_remote_submission.runner import (
     timeout_seconds,
 )
 from django_remote_submission.transport import LocalTransport, SSHTransport, Transport
+from django_remote_submission.transport.ssh import pool as connection_pool
 
 __all__ = [
     "LogPolicy",
@@ -225,6 +226,8 @@ def delete_key_from_server(
     public_key = find_public_key(public_key_filename)
     with _key_transport(username, password, hostname, port, remote) as transport:
         remove_key(transport, public_key)
+    # A pooled connection logged in with that key must not outlive it.
+    connection_pool.discard(hostname, int(port), username)
 
 
 @shared_task(name="django_remote_submission.tasks.cancel_job")

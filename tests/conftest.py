@@ -59,6 +59,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("any_transport", ["local", *servers], indirect=True)
     elif "target" in metafunc.fixturenames:
         metafunc.parametrize("target", ["local", *servers], indirect=True)
+    elif "ssh_target" in metafunc.fixturenames:
+        metafunc.parametrize("ssh_target", servers, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -317,19 +319,18 @@ class JobTarget:
         return [line for line in lines if not line.split()[1].startswith("Z")]
 
 
-@pytest.fixture
-def target(request: pytest.FixtureRequest, tmp_path: Path, db: None) -> Iterator[JobTarget]:
+def _job_target(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> Iterator[JobTarget]:
     from django_remote_submission.transport import LocalTransport
     from tests.factories import make_interpreter, make_server, make_user
 
     account: SSHAccount | None = None
-    if request.param == "local":
+    if kind == "local":
         transport = LocalTransport(tmp_path)
         base = str(tmp_path)
         server = make_server(interpreters=[], title="this host", hostname="localhost")
         python, arguments = "/usr/bin/python3", ["-u"]
     else:
-        account = request.getfixturevalue(f"{request.param}_account")
+        account = request.getfixturevalue(f"{kind}_account")
         transport = ssh_transport(account)
         base = account.remote_directory
         server = make_server(
@@ -345,7 +346,7 @@ def target(request: pytest.FixtureRequest, tmp_path: Path, db: None) -> Iterator
     directory = f"{base}/job-{uuid.uuid4().hex[:10]}"
     with transport:
         yield JobTarget(
-            request.param,
+            kind,
             transport,
             directory,
             account,
@@ -354,3 +355,21 @@ def target(request: pytest.FixtureRequest, tmp_path: Path, db: None) -> Iterator
             interpreter=interpreter,
         )
         transport.remove(directory, recursive=True)
+
+
+@pytest.fixture
+def target(request: pytest.FixtureRequest, tmp_path: Path, db: None) -> Iterator[JobTarget]:
+    """Each place jobs can run: this host (remote=False) and every SSH server."""
+    yield from _job_target(request, request.param, tmp_path)
+
+
+@pytest.fixture
+def ssh_target(request: pytest.FixtureRequest, tmp_path: Path, db: None) -> Iterator[JobTarget]:
+    """Each SSH server jobs can run on."""
+    yield from _job_target(request, request.param, tmp_path)
+
+
+@pytest.fixture
+def openssh_target(request: pytest.FixtureRequest, tmp_path: Path, db: None) -> Iterator[JobTarget]:
+    """The private OpenSSH server only."""
+    yield from _job_target(request, "openssh", tmp_path)

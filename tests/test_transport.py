@@ -319,7 +319,9 @@ def test_a_control_directory_used_before_does_not_answer_for_the_next_run(any_tr
     first = t.start_detached(["sh", "-c", "echo first; exit 3"], cwd=workdir, control_directory=ctl)
     assert follow_all(t, first) == (b"first\n", b"")
     assert t.wait_for_exit_code(first) == 3
-    second = t.start_detached(["sh", "-c", "sleep 0.5; echo second"], cwd=workdir, control_directory=ctl)
+    second = t.start_detached(
+        ["sh", "-c", "sleep 0.5; echo second"], cwd=workdir, control_directory=ctl
+    )
     assert second.pgid != first.pgid
     assert follow_all(t, second) == (b"second\n", b"")
     assert t.wait_for_exit_code(second) == 0

@@ -314,3 +314,15 @@ def test_repr_and_pool_key_show_no_secret(ssh_account):
     t = transport(ssh_account, password="Sup3r-secret")
     assert "Sup3r-secret" not in repr(t)
     assert "Sup3r-secret" not in repr(t._pool_key())
+
+
+def test_discard_closes_the_idle_connections_of_one_account(ssh_account):
+    pool = ConnectionPool()
+    with transport(ssh_account, pool=pool, **credentials(ssh_account)) as busy:
+        busy.run(["true"])
+        pool.discard(ssh_account.hostname, ssh_account.port, ssh_account.username)
+        assert len(pool) == 1  # in use: left alone
+    pool.discard(ssh_account.hostname, ssh_account.port, "someone-else")
+    assert len(pool) == 1
+    pool.discard(ssh_account.hostname, ssh_account.port, ssh_account.username)
+    assert len(pool) == 0

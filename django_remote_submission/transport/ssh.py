@@ -175,6 +175,15 @@ class ConnectionPool:
                     existing.client.close()
                 self._condition.notify_all()
 
+    def discard(self, hostname: str, port: int, username: str) -> None:
+        """Close the idle connections of one account, e.g. after its keys changed."""
+        with self._condition:
+            for key, connection in list(self._connections.items()):
+                if key[:3] == (hostname, port, username) and not connection.users:
+                    del self._connections[key]
+                    connection.client.close()
+            self._condition.notify_all()
+
     def close_all(self) -> None:
         with self._condition:
             for connection in self._connections.values():
