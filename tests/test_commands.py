@@ -89,7 +89,7 @@ def run_command(name, *args, stdin=None, monkeypatch=None):
 
 
 def test_remote_submit_runs_a_file_and_prints_its_output(
-    ssh_target, tmp_path, monkeypatch, django_capture_on_commit_callbacks
+    ssh_target, tmp_path, monkeypatch, transactional_db
 ):
     target = ssh_target
     program = tmp_path / "hello.py"
@@ -110,10 +110,7 @@ def test_remote_submit_runs_a_file_and_prints_its_output(
     else:
         arguments += ["--key", str(target.account.key_filename)]
         stdin = None
-    with django_capture_on_commit_callbacks(execute=True):  # as under autocommit
-        code, out, err = run_command(
-            "remote_submit", *arguments, stdin=stdin, monkeypatch=monkeypatch
-        )
+    code, out, err = run_command("remote_submit", *arguments, stdin=stdin, monkeypatch=monkeypatch)
     assert code == 0, err
     assert out == "to stdout\n"
     assert "to stderr\n" in err
