@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from django_remote_submission.conf import conf
 from django_remote_submission.exceptions import RemoteSubmissionError
-from django_remote_submission.logstream import STREAMS, LineSplitter, LogPolicy, LogWriter
+from django_remote_submission.logstream import STREAMS, LineSplitter, LogPolicy, LogRow, LogWriter
 from django_remote_submission.models import Job, Log, Server
 from django_remote_submission.results import collect, snapshot
 from django_remote_submission.transport import LocalTransport, SSHTransport, Transport
@@ -40,7 +40,7 @@ class RunOptions:
     store_results: Sequence[str] | None = None
     remote: bool = True
     task_id: str = ""
-    on_batch: Callable[[Sequence[Log]], None] | None = field(default=None, repr=False)
+    on_batch: Callable[[Sequence[LogRow]], None] | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return (
@@ -209,11 +209,14 @@ class JobRunner:
         self.writer.close()
 
     def finish(self, process: DetachedProcess) -> tuple[int, str]:
-        code = self.transport.wait_for_exit_code(process)
-        ctl = process.control_directory
-        if self.transport.exists(f"{ctl}/canceled"):
+        code, markers = self.transport.outcome(process)
+        if code is None:
+            code = self.transport.wait_for_exit_code(process)
+            code, markers = self.transport.outcome(process)
+            assert code is not None
+        if "canceled" in markers:
             return code, "Canceled at the request of a user."
-        if self.transport.exists(process.timed_out_path):
+        if "timed_out" in markers:
             return code, (
                 f"Timed out: the program ran longer than {self.options.timeout:g} s, so the "
                 f"server stopped it (TERM, then KILL after {conf.KILL_GRACE:g} s)."

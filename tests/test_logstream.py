@@ -144,4 +144,4 @@ def test_on_batch_gets_the_stored_rows_after_commit(django_capture_on_commit_cal
         w.add("stdout", ["a\n", "b\n", "c\n"], 6, NOW)
         w.close()
     assert [[log.content for log in batch] for batch in seen] == [["a\n", "b\n"], ["c\n"]]
-    assert all(log.pk for batch in seen for log in batch)
+    assert all(log.id for batch in seen for log in batch)

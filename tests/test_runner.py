@@ -361,7 +361,7 @@ def test_on_batch_is_called_once_per_batch_after_commit(target, django_capture_o
     assert all(len(batch) <= 1000 for batch in batches)
     assert len(batches) < 2500 / 10
     assert [log.content for batch in batches for log in batch] == [f"{i}\n" for i in range(2500)]
-    assert all(log.pk for batch in batches for log in batch)
+    assert all(log.id for batch in batches for log in batch)
 
 
 def test_job_statuses_move_initial_submitted_final(target):

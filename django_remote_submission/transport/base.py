@@ -264,25 +264,20 @@ class Transport(abc.ABC):
         ``grace`` seconds, and writes ``timed_out``. Needs ``setsid`` on the server.
         """
         ctl = control_directory.rstrip("/") or "/"
-        self.mkdir_p(ctl)
-        # A control directory used before (a job run again) must not answer for this run.
-        self.run(
-            ["rm", "-f", "--"]
-            + [
-                f"{ctl}/{name}"
-                for name in ("pgid", "monitor.pid", "exit_code", "timed_out", "canceled")
-            ]
-        )
-        self.put_bytes(b"", f"{ctl}/stdout")
-        self.put_bytes(b"", f"{ctl}/stderr")
-        self.put_text(_monitor_script(argv, time_limit, grace), f"{ctl}/monitor.sh")
         q = shlex.quote
+        # One command does it all (each round trip to a server costs): prepare the control
+        # directory, take the monitor script from stdin, start it, report the pids.
         launch = (
             "command -v setsid >/dev/null || "
             "{ echo 'setsid is not installed on the server (it comes with util-linux)' >&2; "
             "exit 127; } && "
+            f"mkdir -p {q(ctl)} && "
             # The control directory may be relative to where we are now, not to cwd.
             f"ctl=$(cd {q(ctl)} && pwd) && "
+            # A control directory used before (a job run again) must not answer for this run.
+            'rm -f "$ctl/pgid" "$ctl/monitor.pid" "$ctl/exit_code" "$ctl/timed_out" '
+            '"$ctl/canceled" && '
+            ': > "$ctl/stdout" && : > "$ctl/stderr" && cat > "$ctl/monitor.sh" && '
             f"cd {q(cwd)} && "
             '{ setsid /bin/sh "$ctl/monitor.sh" "$ctl" </dev/null >/dev/null 2>&1 & } && '
             # Wait (at most 10 s) until the monitor has written both pids.
@@ -290,7 +285,8 @@ class Transport(abc.ABC):
             "sleep 0.01; i=$((i+1)); done; "
             'cat "$ctl/pgid" "$ctl/monitor.pid"'
         )
-        result = self.run_shell(launch, timeout=30)
+        script = _monitor_script(argv, time_limit, grace).encode()
+        result = self.run_shell(launch, timeout=30, input=script)
         numbers = result.stdout.split()
         if not result.ok or len(numbers) != 2:
             raise TransportError(
@@ -317,11 +313,20 @@ class Transport(abc.ABC):
             timeout=grace + 30,
         )
 
+    def outcome(self, process: DetachedProcess) -> tuple[int | None, set[str]]:
+        """The exit code (None while it runs) and the names of the markers found in the
+        control directory: ``timed_out``, ``canceled``."""
+        names = {f.path for f in self.list_tree(process.control_directory)}
+        code = self.read_exit_code(process) if "exit_code" in names else None
+        return code, names & {"timed_out", "canceled"}
+
     def read_exit_code(self, process: DetachedProcess) -> int | None:
         """The program's exit code, or None while it runs."""
-        result = self.run(["cat", process.exit_code_path])
-        text = result.stdout.strip()
-        return int(text) if result.ok and text.lstrip(b"-").isdigit() else None
+        try:
+            text = self.read_file(process.exit_code_path).strip()
+        except TransportError:
+            return None
+        return int(text) if text.lstrip(b"-").isdigit() else None
 
     def follow(
         self, files: Sequence[tuple[str, int]], *, process: DetachedProcess
@@ -335,7 +340,9 @@ class Transport(abc.ABC):
         """
         consumed = [int(offset) for _, offset in files]
         final_sizes: list[int] | None = None
-        next_exit_check = time.monotonic() + EXIT_CHECK_SECONDS
+        # Look for the exit code soon after the start (short jobs end fast), then less often.
+        exit_check_delay = 0.02
+        next_exit_check = time.monotonic() + exit_check_delay
         streams: dict[int, ByteStream] = {}
         selector = selectors.DefaultSelector()
         try:
@@ -357,7 +364,10 @@ class Transport(abc.ABC):
                 streams[index] = self._stream(command)
                 selector.register(streams[index].fileno(), selectors.EVENT_READ, index)
             while streams:
-                events = selector.select(timeout=FOLLOW_TICK)
+                wait = FOLLOW_TICK
+                if final_sizes is None:
+                    wait = max(0.0, min(wait, next_exit_check - time.monotonic()))
+                events = selector.select(timeout=wait)
                 for key, _ in events:
                     index = key.data
                     chunk = streams[index].read_available()
@@ -369,7 +379,8 @@ class Transport(abc.ABC):
                 # The monitor may linger as a zombie where init reaps late, keeping tail
                 # alive; once the exit code exists, the files' sizes say when to stop.
                 if final_sizes is None and not events and time.monotonic() >= next_exit_check:
-                    next_exit_check = time.monotonic() + EXIT_CHECK_SECONDS
+                    exit_check_delay = min(EXIT_CHECK_SECONDS, exit_check_delay * 2)
+                    next_exit_check = time.monotonic() + exit_check_delay
                     if self.file_size(process.exit_code_path) is not None:
                         final_sizes = [self.file_size(path) or 0 for path, _ in files]
                 if final_sizes is not None:

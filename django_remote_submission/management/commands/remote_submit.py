@@ -12,9 +12,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_remote_submission.exceptions import RemoteSubmissionError
-from django_remote_submission.logstream import LogPolicy
+from django_remote_submission.logstream import LogPolicy, LogRow
 from django_remote_submission.management.commands.remote_tail import outcome, tail, write_logs
-from django_remote_submission.models import Interpreter, Job, Log, Server
+from django_remote_submission.models import Interpreter, Job, Server
 from django_remote_submission.runner import RunOptions, run_job, timeout_seconds
 
 POLICIES = {"live": LogPolicy.LOG_LIVE, "total": LogPolicy.LOG_TOTAL, "none": LogPolicy.LOG_NONE}
@@ -92,7 +92,7 @@ class Command(BaseCommand):
             raise CommandError(job.error or "The job failed.", returncode=1)
 
     def _run_here(self, job: Job, password: str | None, options: dict[str, Any]) -> Job:
-        def show(rows: Sequence[Log]) -> None:
+        def show(rows: Sequence[LogRow]) -> None:
             write_logs(rows, self.stdout, self.stderr)
 
         # A failure is recorded on the job and reported by handle().

@@ -8,17 +8,18 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
+from django_remote_submission.logstream import LogRow
 from django_remote_submission.models import Job, Log
 
 POLL_SECONDS = 0.5
 
 
-def write_logs(logs: Iterable[Log], stdout: OutputWrapper, stderr: OutputWrapper) -> int:
+def write_logs(logs: Iterable[Log | LogRow], stdout: OutputWrapper, stderr: OutputWrapper) -> int:
     """Write rows to the terminal's matching stream; returns the last log id written."""
     last = 0
     for log in logs:
         (stderr if log.stream == "stderr" else stdout).write(log.content, ending="")
-        last = log.pk
+        last = log.id or last
     stdout.flush()
     stderr.flush()
     return last
