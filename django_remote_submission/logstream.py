@@ -52,13 +52,22 @@ class LineSplitter:
         lines: list[str] = []
         end = buffer.rfind(b"\n") + 1
         if end:
-            for raw in buffer[:end].split(b"\n")[:-1]:
-                line = _after_carriage_return(raw.removesuffix(b"\r"))
-                while len(line) > self.max_length:
-                    piece = _utf8_boundary(line, self.max_length)
-                    lines.append(_decode(line[:piece]))
-                    line = line[piece:]
-                lines.append(_decode(line) + "\n")
+            block = buffer[:end]
+            raws = block.split(b"\n")
+            raws.pop()
+            if b"\r" not in block and max(map(len, raws)) <= self.max_length:
+                # The common case, decoded in one go: splitting the text on "\n" splits
+                # it exactly where the bytes split (a newline is never part of a
+                # multi-byte character, nor of what "replace" replaces).
+                lines = [line + "\n" for line in _decode(block).split("\n")[:-1]]
+            else:
+                for raw in raws:
+                    line = _after_carriage_return(raw.removesuffix(b"\r"))
+                    while len(line) > self.max_length:
+                        piece = _utf8_boundary(line, self.max_length)
+                        lines.append(_decode(line[:piece]))
+                        line = line[piece:]
+                    lines.append(_decode(line) + "\n")
             self.offset += end
             buffer = buffer[end:]
         # What is left is an unfinished line: keep it bounded.
@@ -95,8 +104,9 @@ def _utf8_boundary(data: bytes, limit: int) -> int:
 
 
 def _decode(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
     # PostgreSQL text cannot hold NUL.
-    return raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 class LogRow(NamedTuple):
@@ -109,15 +119,16 @@ class LogRow(NamedTuple):
     stream: str
 
 
-@dataclass
-class _Line:
+class _Line(NamedTuple):
     stream: str
     time: datetime
     content: str
+    size: int  # in bytes, as stored
 
-    @property
-    def size(self) -> int:
-        return len(self.content.encode("utf-8"))
+
+def _line(stream: str, when: datetime, content: str) -> _Line:
+    size = len(content) if content.isascii() else len(content.encode("utf-8"))
+    return _Line(stream, when, content, size)
 
 
 @dataclass
@@ -160,7 +171,7 @@ class LogWriter:
             self.tick()
             return
         for content in lines:
-            self._keep(_Line(stream, when, content))
+            self._keep(_line(stream, when, content))
             if len(self._batch) >= self.batch_lines:
                 self.flush()
         self.tick()
@@ -211,11 +222,11 @@ class LogWriter:
             for stream in STREAMS:
                 if self._totals[stream]:
                     rows.append(
-                        _Line(stream, self._total_times[stream], "".join(self._totals[stream]))
+                        _line(stream, self._total_times[stream], "".join(self._totals[stream]))
                     )
         if self._dropped_lines:
             rows.append(
-                _Line(
+                _line(
                     "stderr",
                     timezone.now(),
                     f"[django-remote-submission] {self._dropped_lines} lines "
@@ -236,7 +247,7 @@ class LogWriter:
         for stream in STREAMS:
             kept = [line for line in self._tail if line.stream == stream]
             if kept:
-                rows.append(_Line(stream, kept[-1].time, "".join(line.content for line in kept)))
+                rows.append(_line(stream, kept[-1].time, "".join(line.content for line in kept)))
         return rows
 
     def _save(self, lines: Sequence[_Line], *, offsets: bool) -> None:
@@ -257,7 +268,7 @@ class LogWriter:
     def note(self, stream: str, text: str) -> None:
         """A line from the app itself (e.g. a skipped result), stored whatever the policy."""
         self._save(
-            [_Line(stream, timezone.now(), f"[django-remote-submission] {text}\n")], offsets=False
+            [_line(stream, timezone.now(), f"[django-remote-submission] {text}\n")], offsets=False
         )
 
 
@@ -281,7 +292,7 @@ def insert_logs(job_id: int, lines: Sequence[_Line]) -> list[LogRow]:
     # Only quoted identifiers go into the text; every value is a parameter.
     head = f"INSERT INTO {quote(Log._meta.db_table)} ({columns}) VALUES "  # noqa: S608
     tail = f" RETURNING {quote('id')}"
-    size = max(1, min(1000, (connection.features.max_query_params or 4000) // 4))
+    size = max(1, min(2000, _max_parameters(connection) // 4))
     adapted: dict[datetime, Any] = {}
     rows: list[LogRow] = []
     with connection.cursor() as cursor:
@@ -301,3 +312,17 @@ def insert_logs(job_id: int, lines: Sequence[_Line]) -> list[LogRow]:
                 for pk, line in zip(ids, batch, strict=True)
             ]
     return rows
+
+
+def _max_parameters(connection: Any) -> int:
+    """How many parameters one statement may carry on this database."""
+    limit = connection.features.max_query_params or 8000
+    if connection.vendor == "sqlite":
+        # Django assumes SQLite's old limit of 999; ask the library for the real one.
+        connection.ensure_connection()
+        getlimit = getattr(connection.connection, "getlimit", None)
+        if getlimit is not None:
+            import sqlite3
+
+            limit = getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    return int(limit)
