@@ -153,7 +153,9 @@ class Bench:
 
     def result_file(self, megabytes: int = 100) -> None:
         path = f"{self.directory}/big.bin"
-        self.raw(f"head -c {megabytes * 1024 * 1024} /dev/urandom > {path}")
+        self.raw(
+            f"mkdir -p {self.directory} && head -c {megabytes * 1024 * 1024} /dev/urandom > {path}"
+        )
         job = self.job("pass")
         transport = ssh_transport(
             self.account, password=None, key_filename=self.account.key_filename

@@ -7,7 +7,9 @@ import hashlib
 import logging
 import os
 import posixpath
+import queue
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -125,14 +127,36 @@ class _DownloadedFile(File):  # type: ignore[type-arg]
         return self._path
 
 
-class _Hashing:
+class _HashingWriter:
+    """Hashes and writes downloaded chunks in a thread of its own, so that disk and
+    digest work overlap with the network instead of adding to it."""
+
     def __init__(self, target: IO[bytes]) -> None:
         self.target = target
         self.digest = hashlib.sha256()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="drs-result-writer")
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self.digest.update(chunk)
+                    self.target.write(chunk)
+                except BaseException as exc:
+                    self._error = exc
 
     def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        return self.target.write(data)
+        self._queue.put(bytes(data))
+        return len(data)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def collect(
@@ -171,8 +195,11 @@ def _store(job: Job, transport: Transport, directory: str, remote: RemoteFile) -
     handle, temp_path = tempfile.mkstemp(prefix="drs-result-", dir=temp_dir)
     try:
         with os.fdopen(handle, "wb") as temp:
-            hashing = _Hashing(temp)
-            size = transport.get_fileobj(posixpath.join(directory, remote.path), hashing)  # type: ignore[arg-type]
+            hashing = _HashingWriter(temp)
+            try:
+                size = transport.get_fileobj(posixpath.join(directory, remote.path), hashing)  # type: ignore[arg-type]
+            finally:
+                hashing.close()
         result = Result.objects.filter(job=job, remote_filename=remote.path).first()
         if result is None:
             result = Result(job=job, remote_filename=remote.path)

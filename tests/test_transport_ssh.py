@@ -326,3 +326,21 @@ def test_discard_closes_the_idle_connections_of_one_account(ssh_account):
     assert len(pool) == 1
     pool.discard(ssh_account.hostname, ssh_account.port, ssh_account.username)
     assert len(pool) == 0
+
+
+def test_the_sftp_listing_fallback_agrees_with_find(ssh_account):
+    with transport(ssh_account, **credentials(ssh_account)) as t:
+        base = f"{ssh_account.remote_directory}/listing-{ssh_account.name}"
+        t.mkdir_p(f"{base}/a/b")
+        t.put_bytes(b"12", f"{base}/a/b/one")
+        t.put_bytes(b"345", f"{base}/two")
+        try:
+            by_find = t.list_tree(base)
+            by_sftp = t._sftp_list_tree(base)
+            assert [(f.path, f.size) for f in by_find] == [("a/b/one", 2), ("two", 3)]
+            assert [(f.path, f.size, int(f.mtime)) for f in by_sftp] == [
+                (f.path, f.size, int(f.mtime)) for f in by_find
+            ]
+            assert t._sftp_list_tree(f"{base}/missing") == []
+        finally:
+            t.remove(base, recursive=True)

@@ -34,7 +34,13 @@ from django_remote_submission.exceptions import (
     HostKeyRejected,
     TransportError,
 )
-from django_remote_submission.transport.base import ByteStream, CommandResult, RemoteFile, Transport
+from django_remote_submission.transport.base import (
+    ByteStream,
+    CommandResult,
+    RemoteFile,
+    Transport,
+    quote,
+)
 from django_remote_submission.transport.hostkeys import HostKey, known_hosts_name
 
 logger = logging.getLogger(__name__)
@@ -521,16 +527,29 @@ class SSHTransport(Transport):
         return copied
 
     def get_fileobj(self, path: str, fileobj: IO[bytes]) -> int:
+        # A plain `cat` on a session channel streams three to four times faster than
+        # paramiko's SFTP reads, whose every 32 KiB request is a round of Python code.
+        channel = self._session()
+        copied = 0
         try:
-            size = self.sftp.stat(path).st_size or 0
-            with self.sftp.open(path, "rb") as remote:
-                remote.prefetch(size)
-                copied = 0
-                while chunk := remote.read(CHUNK):
-                    fileobj.write(chunk)
-                    copied += len(chunk)
-        except (OSError, paramiko.SSHException) as exc:
-            raise self._sftp_error(exc, "read", path) from None
+            channel.exec_command(quote(["cat", "--", path]))
+            channel.shutdown_write()
+            while chunk := channel.recv(CHUNK):
+                fileobj.write(chunk)
+                copied += len(chunk)
+            errors = b""
+            while part := channel.recv_stderr(CHUNK):
+                errors += part
+            code = channel.recv_exit_status()
+        except (paramiko.SSHException, OSError) as exc:
+            raise ConnectionFailed(
+                f"The connection to {self.description} failed while reading {path!r}: {exc}"
+            ) from None
+        finally:
+            channel.close()
+        if code != 0:
+            reason = CommandResult(code, b"", errors).reason()
+            raise TransportError(f"Could not read {path!r} on {self.description}: {reason}")
         return copied
 
     def read_file(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
@@ -564,6 +583,24 @@ class SSHTransport(Transport):
             raise self._sftp_error(exc, "stat", path) from None
 
     def list_tree(self, path: str) -> list[RemoteFile]:
+        # GNU find answers in one round trip and with sub-second modification times,
+        # which tell a file rewritten within the same second apart; SFTP has whole
+        # seconds only, and a request per directory. It is the fallback.
+        result = self.run(["find", path, "-type", "f", "-printf", "%P\\0%s\\0%T@\\0"])
+        fields = result.stdout.split(b"\0")
+        if result.stdout and len(fields) % 3 == 1 and fields[-1] == b"":
+            found = [
+                RemoteFile(name.decode("utf-8", "replace"), int(size), float(mtime))
+                for name, size, mtime in zip(fields[0::3], fields[1::3], fields[2::3], strict=False)
+            ]
+            if not result.ok:
+                logger.warning("Listing %s on %s: %s", path, self.description, result.reason())
+            return sorted(found, key=lambda f: f.path)
+        if result.ok:
+            return []
+        return self._sftp_list_tree(path)
+
+    def _sftp_list_tree(self, path: str) -> list[RemoteFile]:
         found: list[RemoteFile] = []
         pending = [""]
         try:
