@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from django.db import connections, router, transaction
 from django.utils import timezone
 
+from django_remote_submission.events import publish_logs
 from django_remote_submission.models import Job, Log
 
 logger = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ class LogWriter:
     _dropped_bytes: int = 0
     _last_beat: float = field(default_factory=time.monotonic)
     _dirty_offsets: bool = False
+    _last_log_id: int | None = None
 
     def add(self, stream: str, lines: Sequence[str], offset: int, when: datetime) -> None:
         """Lines of one stream read at ``when``; ``offset`` is where that stream now stands."""
@@ -258,11 +260,21 @@ class LogWriter:
             values["stderr_offset"] = self.offsets["stderr"]
             self._dirty_offsets = False
         with transaction.atomic():
+            if lines and self._last_log_id is None:
+                last = Log.objects.filter(job_id=self.job.pk).order_by("-id").first()
+                self._last_log_id = last.pk if last else 0
             rows = insert_logs(self.job.pk, lines)
             Job.objects.filter(pk=self.job.pk).update(**values)
-            if rows and self.on_batch is not None:
-                callback = self.on_batch
-                transaction.on_commit(lambda: callback(rows))
+            if rows:
+                after, job_pk, callback = self._last_log_id, self.job.pk, self.on_batch
+                self._last_log_id = rows[-1].id if rows[-1].id is not None else None
+
+                def committed() -> None:
+                    publish_logs(job_pk, rows, after_id=after)
+                    if callback is not None:
+                        callback(rows)
+
+                transaction.on_commit(committed)
         self.rows_written += len(rows)
 
     def note(self, stream: str, text: str) -> None:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-from model_utils import Choices
+from model_utils import Choices, FieldTracker
 from model_utils.fields import AutoCreatedField
 from model_utils.models import TimeStampedModel
 
@@ -223,6 +223,8 @@ class Job(TimeStampedModel):
         blank=True,
         help_text=_("The id of the Celery task that runs the job"),
     )
+
+    tracker = FieldTracker(fields=["status"])
 
     class Meta:
         verbose_name = _("job")

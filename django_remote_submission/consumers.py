@@ -1,0 +1,170 @@
+"""The two WebSocket consumers: a user's job statuses, and one job's log.
+
+Both need a logged-in user (session auth through ``AuthMiddlewareStack``). The log of
+a job is open to its owner and to staff only. Refusals close the socket with a code a
+client can act on: 4401 not logged in, 4403 not yours, 4404 no such job, 4400 bad query.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from django_remote_submission import events
+from django_remote_submission.models import Job, Log
+
+CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+
+#: Jobs sent to a status socket when it connects (2.x sent the latest 10).
+LATEST_JOBS = 10
+#: Log rows read from the database at a time, for history and catch-up.
+HISTORY_CHUNK = 1000
+
+
+async def _in_thread(function: Any, *args: Any) -> Any:
+    """Run ORM code in Django's database thread, closing stale connections as Channels does."""
+    return await database_sync_to_async(function)(*args)
+
+
+def _query(scope: dict[str, Any]) -> dict[str, str]:
+    parsed = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return {key: values[-1] for key, values in parsed.items()}
+
+
+class _Consumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+    group: str | None = None
+
+    async def _authenticated(self) -> Any:
+        """The user, or None after refusing the socket (accepted first, so that the
+        close code reaches the client instead of a bare HTTP 403)."""
+        await self.accept()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return None
+        return user
+
+    async def _join(self, group: str) -> None:
+        self.group = group
+        await self.channel_layer.group_add(group, self.channel_name)
+
+    async def disconnect(self, code: int) -> None:
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """Clients have nothing to say; what they send is ignored, as in 2.x."""
+
+    async def job_status(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["payload"])
+
+
+class JobUserConsumer(_Consumer):
+    """``ws/job-user/``: the latest jobs of the user on connect, then every status change."""
+
+    async def connect(self) -> None:
+        user = await self._authenticated()
+        if user is None:
+            return
+        await self._join(events.user_group(user.pk))
+        for payload in await self._latest(user.pk):
+            await self.send_json(payload)
+        await self.send_json({"event": events.HISTORY_COMPLETE})
+
+    async def _latest(self, user_pk: int) -> list[dict[str, Any]]:
+        return await _in_thread(self._latest_sync, user_pk)  # type: ignore[no-any-return]
+
+    def _latest_sync(self, user_pk: int) -> list[dict[str, Any]]:
+        jobs = Job.objects.filter(owner_id=user_pk).order_by("-modified", "-id")[:LATEST_JOBS]
+        return [events.status_payload(job) for job in jobs]
+
+
+class JobLogConsumer(_Consumer):
+    """``ws/job-log/<job_pk>/``: the stored log on connect (after ``?since=<log id>``),
+    a ``history-complete`` frame and the job's status, then each new row exactly once.
+    ``?batch=1`` sends lists of rows instead of one frame per row."""
+
+    cursor = 0
+    batch = False
+
+    async def connect(self) -> None:
+        user = await self._authenticated()
+        if user is None:
+            return
+        query = _query(self.scope)
+        try:
+            self.cursor = max(0, int(query.get("since", "0") or 0))
+        except ValueError:
+            await self.close(code=CLOSE_BAD_REQUEST)
+            return
+        self.batch = query.get("batch", "") not in ("", "0", "false", "no")
+        self.job_pk = int(self.scope["url_route"]["kwargs"]["job_pk"])
+        job = await self._job()
+        if job is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        if not (user.is_staff or job.owner_id == user.pk):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        # Join before reading history: nothing published meanwhile is missed, and the
+        # cursor drops what history already sent.
+        await self._join(events.job_group(self.job_pk))
+        await self._send_stored()
+        await self.send_json(
+            {
+                "event": events.HISTORY_COMPLETE,
+                "job_id": self.job_pk,
+                "last_log_id": self.cursor,
+            }
+        )
+        job = await self._job()
+        if job is not None:
+            await self.send_json(events.status_payload(job))
+
+    async def job_logs(self, event: dict[str, Any]) -> None:
+        rows = [
+            row for row in event["rows"] if row["log_id"] is None or row["log_id"] > self.cursor
+        ]
+        after = event.get("after_id")
+        if after is not None and after > self.cursor:
+            # Frames were lost (a full or restarted channel layer): read the gap.
+            await self._send_stored(up_to=after)
+            rows = [row for row in rows if row["log_id"] is None or row["log_id"] > self.cursor]
+        await self._send_rows(rows)
+
+    async def _send_rows(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if self.batch:
+            await self.send_json(rows)
+        else:
+            for row in rows:
+                await self.send_json(row)
+        self.cursor = max([self.cursor, *(row["log_id"] or 0 for row in rows)])
+
+    async def _send_stored(self, up_to: int | None = None) -> None:
+        while rows := await self._stored(self.cursor, up_to):
+            await self._send_rows(rows)
+            if len(rows) < HISTORY_CHUNK:
+                return
+
+    async def _stored(self, after: int, up_to: int | None) -> list[dict[str, Any]]:
+        return await _in_thread(self._stored_sync, after, up_to)  # type: ignore[no-any-return]
+
+    def _stored_sync(self, after: int, up_to: int | None) -> list[dict[str, Any]]:
+        logs = Log.objects.filter(job_id=self.job_pk, pk__gt=after)
+        if up_to is not None:
+            logs = logs.filter(pk__lte=up_to)
+        return [events.log_payload(log) for log in logs.order_by("pk")[:HISTORY_CHUNK]]
+
+    async def _job(self) -> Job | None:
+        return await _in_thread(self._job_sync)  # type: ignore[no-any-return]
+
+    def _job_sync(self) -> Job | None:
+        return Job.objects.filter(pk=self.job_pk).first()

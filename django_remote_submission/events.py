@@ -1,0 +1,162 @@
+"""What browsers are told: group names, frame payloads, and publishing after commit.
+
+Payload builders are pure functions. Publishing never fails a job: the database is the
+source of truth, and a client that missed frames catches up from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import async_to_sync
+from django.db import transaction
+
+from django_remote_submission.models import Job, Log
+
+if TYPE_CHECKING:
+    from django_remote_submission.logstream import LogRow
+
+logger = logging.getLogger(__name__)
+
+#: Seconds one publish may take before it is given up.
+PUBLISH_TIMEOUT = 2.0
+#: Seconds publishing pauses after a failure, so a dead layer does not slow jobs down.
+BACKOFF_SECONDS = 5.0
+
+STATUS = "status"
+LOG = "log"
+HISTORY_COMPLETE = "history-complete"
+
+
+def user_group(user_pk: int) -> str:
+    return f"drs.user.{int(user_pk)}"
+
+
+def job_group(job_pk: int) -> str:
+    return f"drs.job.{int(job_pk)}"
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def status_payload(job: Job) -> dict[str, Any]:
+    """A job's status frame: the 2.x keys, then additions."""
+    return {
+        "job_id": job.pk,
+        "title": job.title,
+        "status": job.status,
+        "modified": _iso(job.modified),
+        "event": STATUS,
+        "finished": job.is_finished,
+        "exit_code": job.exit_code,
+        "error": job.error,
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "owner_id": job.owner_id,
+    }
+
+
+def log_payload(log: Log | LogRow) -> dict[str, Any]:
+    """A log frame: the 2.x keys, then additions."""
+    return {
+        "log_id": log.id,
+        "time": _iso(log.time),
+        "content": log.content,
+        "stream": log.stream,
+        "event": LOG,
+        "job_id": log.job_id,
+    }
+
+
+class Publisher:
+    """Sends events to the channel layer, giving up quickly while it is unreachable."""
+
+    def __init__(self) -> None:
+        self._paused_until = 0.0
+        self._lock = threading.Lock()
+
+    def send(self, group: str, message: dict[str, Any]) -> bool:
+        if time.monotonic() < self._paused_until:
+            return False
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        if layer is None:
+            return False
+        try:
+            async_to_sync(_send_with_timeout)(layer, group, message)
+        except Exception as exc:
+            with self._lock:
+                self._paused_until = time.monotonic() + BACKOFF_SECONDS
+            logger.warning(
+                "Could not publish to %s (%s: %s); clients catch up from the database. "
+                "Pausing events for %g s.",
+                group,
+                type(exc).__name__,
+                exc,
+                BACKOFF_SECONDS,
+            )
+            return False
+        return True
+
+    def reset(self) -> None:
+        self._paused_until = 0.0
+
+
+async def _send_with_timeout(layer: Any, group: str, message: dict[str, Any]) -> None:
+    await asyncio.wait_for(layer.group_send(group, message), PUBLISH_TIMEOUT)
+
+
+publisher = Publisher()
+
+
+def publish_status(job: Job) -> None:
+    """Tell the owner's status sockets, and the job's log sockets, after commit."""
+    payload = status_payload(job)
+    owner = job.owner_id
+
+    def send() -> None:
+        message = {"type": "job.status", "payload": payload}
+        publisher.send(user_group(owner), message)
+        publisher.send(job_group(payload["job_id"]), message)
+
+    transaction.on_commit(send)
+
+
+def publish_logs(job_pk: int, rows: Sequence[LogRow | Log], after_id: int | None) -> None:
+    """One event for a batch of new rows of one job (call it once they are committed).
+
+    ``after_id`` is the job's last log id before this batch, so that a socket that
+    missed an event sees the gap and reads what it missed from the database.
+    """
+    if not rows:
+        return
+    publisher.send(
+        job_group(job_pk),
+        {
+            "type": "job.logs",
+            "after_id": after_id,
+            "rows": [log_payload(row) for row in rows],
+        },
+    )
+
+
+def job_saved(sender: type[Job], instance: Job, created: bool, raw: bool, **kwargs: Any) -> None:
+    """post_save receiver: one status event per actual change of status (admin included)."""
+    if raw:
+        return
+    if created or instance.tracker.has_changed("status"):
+        publish_status(instance)
+
+
+def log_saved(sender: type[Log], instance: Log, created: bool, raw: bool, **kwargs: Any) -> None:
+    """post_save receiver for rows saved one by one (the runner's batches publish apart)."""
+    if created and not raw:
+        job_pk = instance.job_id
+        transaction.on_commit(lambda: publish_logs(job_pk, [instance], after_id=None))
