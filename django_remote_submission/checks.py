@@ -87,7 +87,7 @@ def check_settings(
         errors.append(_bad_value("KNOWN_HOSTS_FILE", known_hosts, "a path, or None", "E003"))
 
     secret = _value("SECRET_KEY")
-    if secret is not None and (not isinstance(secret, str) or len(secret) < 32):
+    if secret not in (None, "") and (not isinstance(secret, str) or len(secret) < 32):
         errors.append(
             Error(
                 f"{PREFIX}SECRET_KEY must be a string of at least 32 characters.",

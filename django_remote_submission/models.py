@@ -187,7 +187,10 @@ class Job(TimeStampedModel):
         _("Finished At"), null=True, blank=True, help_text=_("When the job reached its outcome")
     )
     remote_pid = models.IntegerField(
-        _("Remote PID"), null=True, blank=True, help_text=_("The program's process id")
+        _("Remote PID"),
+        null=True,
+        blank=True,
+        help_text=_("The process id of the shell that watches the program and records its exit"),
     )
     remote_pgid = models.IntegerField(
         _("Remote Process Group"),

@@ -134,6 +134,10 @@ class JobRunner:
         except Exception as exc:
             self.fail(exc)
             raise
+        except BaseException as exc:  # Ctrl-C in remote_submit, a worker shutting down
+            self._stop_program()
+            self.fail(RemoteSubmissionError(f"Interrupted ({type(exc).__name__})."))
+            raise
         self.end(exit_code, error)
         return results
 
@@ -258,6 +262,16 @@ class JobRunner:
         job.finished_at = timezone.now()
         job.save(update_fields=["exit_code", "error", "status", "finished_at", "modified"])
         logger.info("Job %s ended: %s (exit code %s)", job.pk, job.status, exit_code)
+
+    def _stop_program(self) -> None:
+        pgid = self.job.remote_pgid if self.job.status == Job.STATUS.submitted else None
+        if pgid is None:
+            return
+        try:
+            with self.transport:
+                self.transport.terminate_group(pgid, grace=conf.KILL_GRACE)
+        except Exception:
+            logger.warning("Could not stop the program of job %s", self.job.pk, exc_info=True)
 
     def fail(self, exc: BaseException) -> None:
         try:

@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery import Task, shared_task
+from celery.utils import uuid
 from django.utils import timezone
 
 from django_remote_submission import secrets
 from django_remote_submission.keys import deploy_key, find_public_key, remove_key
 from django_remote_submission.logstream import HEARTBEAT_SECONDS, LogPolicy
-from django_remote_submission.models import Job
+from django_remote_submission.models import Job, Server
 from django_remote_submission.results import is_matching
 from django_remote_submission.runner import (
     JobCanceled,
@@ -48,7 +49,14 @@ SECRET_ARGUMENTS = ("password", "passphrase")
 
 
 class SecretArgumentsTask(Task[Any, Any]):
-    """A task whose secret arguments are sealed on the way in and opened in the worker."""
+    """A task whose secret arguments are sealed on the way in and opened in the worker.
+
+    For a task that runs a job (``runs_job``), sending it starts a new run: the job's
+    task id is recorded and a cancel request left from an earlier run is cleared, so
+    that a cancel arriving while it waits in the queue stops this run.
+    """
+
+    runs_job = False
 
     def apply_async(  # type: ignore[override]
         self,
@@ -70,10 +78,25 @@ class SecretArgumentsTask(Task[Any, Any]):
                 sealed[name] = shown[name] = value
         options.setdefault("argsrepr", "()")
         options.setdefault("kwargsrepr", repr(shown))
+        if self.runs_job and sealed.get("job_pk") is not None:
+            options.setdefault("task_id", uuid())
+            Job.objects.filter(pk=sealed["job_pk"]).update(
+                cancel_requested_at=None, task_id=options["task_id"]
+            )
         return super().apply_async((), sealed, **options)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        opened = {name: secrets.unseal(value) for name, value in kwargs.items()}
+        try:
+            opened = {name: secrets.unseal(value) for name, value in kwargs.items()}
+        except secrets.SecretError as exc:
+            job_pk = kwargs.get("job_pk")
+            job = Job.objects.filter(pk=job_pk).first() if job_pk is not None else None
+            if job is not None:
+                record_failure(job, exc)
+            raise
+        if self.runs_job and self.request.id is None and kwargs.get("job_pk") is not None:
+            # Called directly, not through the broker: this call is the new run.
+            Job.objects.filter(pk=kwargs["job_pk"]).update(cancel_requested_at=None)
         return super().__call__(*args, **opened)
 
 
@@ -96,10 +119,18 @@ def _options(
         passphrase=passphrase,
         timeout=timeout_seconds(timeout),
         log_policy=LogPolicy(log_policy),
-        store_results=list(store_results) if store_results is not None else None,
+        store_results=_patterns(store_results),
         remote=remote,
         task_id=task.request.id or "",
     )
+
+
+def _patterns(store_results: Sequence[str] | str | None) -> list[str] | None:
+    if store_results is None:
+        return None
+    if isinstance(store_results, str):
+        return [store_results]  # one pattern, not a list of its characters
+    return [str(pattern) for pattern in store_results]
 
 
 def _load(job_pk: int) -> Job:
@@ -107,7 +138,10 @@ def _load(job_pk: int) -> Job:
 
 
 @shared_task(
-    bind=True, base=SecretArgumentsTask, name="django_remote_submission.tasks.submit_job_to_server"
+    bind=True,
+    base=SecretArgumentsTask,
+    runs_job=True,
+    name="django_remote_submission.tasks.submit_job_to_server",
 )
 def submit_job_to_server(
     self: Task[Any, Any],
@@ -123,9 +157,6 @@ def submit_job_to_server(
 ) -> dict[str, int]:
     """Run the job on its server; returns ``{remote filename: result pk}``."""
     job = _load(job_pk)
-    if job.is_finished:
-        # Run again: a cancel request belonged to the earlier run.
-        Job.objects.filter(pk=job.pk).update(cancel_requested_at=None)
     try:
         options = _options(
             self,
@@ -145,7 +176,10 @@ def submit_job_to_server(
 
 
 @shared_task(
-    bind=True, base=SecretArgumentsTask, name="django_remote_submission.tasks.copy_job_to_server"
+    bind=True,
+    base=SecretArgumentsTask,
+    runs_job=True,
+    name="django_remote_submission.tasks.copy_job_to_server",
 )
 def copy_job_to_server(
     self: Task[Any, Any],
@@ -187,6 +221,13 @@ def _key_transport(
 ) -> Transport:
     if not remote:
         return LocalTransport()
+    pinned = (
+        Server.objects.filter(hostname=hostname, port=port)
+        .exclude(host_key="")
+        .values_list("host_key", flat=True)
+        .distinct()
+    )
+    keys = list(pinned[:2])
     return SSHTransport(
         hostname,
         port,
@@ -194,6 +235,8 @@ def _key_transport(
         password=password,
         passphrase=passphrase,
         key_filename=key_filename,
+        # The key pinned on the Server for this host, when the servers agree on one.
+        host_key=keys[0] if len(keys) == 1 else None,
     )
 
 

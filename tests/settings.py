@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from typing import Any
 
 import dj_database_url
 
@@ -17,6 +18,18 @@ DATABASES = {
         or "sqlite:///" + os.path.join(tempfile.gettempdir(), "drs-tests.sqlite3")
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory: the worker and daphne processes of the live tests share it.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(tempfile.gettempdir(), f"drs-test-{os.getpid()}.sqlite3")
+    }
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=wal; PRAGMA synchronous=normal;",
+    }
+# Set by tests/live.py for the processes it starts: the test database of the run.
+if os.environ.get("DRS_DATABASE_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["DRS_DATABASE_NAME"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -56,12 +69,28 @@ STATIC_URL = "/static/"
 MEDIA_URL = "/media/"
 MEDIA_ROOT = tempfile.mkdtemp(prefix="drs-test-media-")
 
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+}
+if os.environ.get("DRS_REDIS_URL"):
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [os.environ["DRS_REDIS_URL"]],
+                "prefix": os.environ.get("DRS_CHANNEL_PREFIX", "asgi"),
+            },
+        }
+    }
 
-# The broker and result backend are set by the redis fixture in tests/conftest.py;
-# until then nothing may reach a broker by accident.
-CELERY_BROKER_URL = "memory://"
-CELERY_RESULT_BACKEND = "cache+memory://"
+ASGI_APPLICATION = "tests.asgi.application"
+
+# The broker and result backend are set by the redis fixture in tests/conftest.py (and
+# for the processes tests/live.py starts, from the environment); until then nothing may
+# reach a broker by accident.
+CELERY_BROKER_URL = os.environ.get("DRS_REDIS_URL", "memory://")
+CELERY_RESULT_BACKEND = os.environ.get("DRS_REDIS_URL", "cache+memory://")
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("DRS_CELERY_QUEUE", "celery")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 

@@ -12,6 +12,7 @@ from django_remote_submission.exceptions import (
     AuthenticationFailed,
     ConnectionFailed,
     HostKeyRejected,
+    RemoteSubmissionError,
 )
 from django_remote_submission.logstream import LogPolicy
 from django_remote_submission.models import Job
@@ -234,7 +235,7 @@ def test_copy_and_delete_key_tasks(ssh_target, tmp_path, monkeypatch):
     ssh_only(target)
     monkeypatch.setenv("HOME", str(tmp_path))
     key, _ = generate_key_pair(tmp_path / ".ssh" / "id_ed25519")
-    (tmp_path / ".ssh" / "known_hosts").write_text(target.account.known_hosts_line + "\n")
+    # No known_hosts: the key tasks trust the key pinned on the Server for that host.
     account = target.account
     arguments = {
         "username": account.username,
@@ -251,3 +252,48 @@ def test_copy_and_delete_key_tasks(ssh_target, tmp_path, monkeypatch):
     with pytest.raises(AuthenticationFailed):
         submit_job_to_server(job_pk=job.pk, username=account.username)
     assert "refused every key offered" in failed(job)
+
+
+def test_store_results_as_one_string_is_one_pattern(target):
+    job = target.job("open('a.txt', 'w')\nopen('b.csv', 'w')")
+    assert list(
+        submit_job_to_server(job_pk=job.pk, store_results="*.txt", **target.submit_kwargs)
+    ) == ["a.txt"]
+
+
+def test_a_secret_the_worker_cannot_open_fails_the_job(target):
+    job = target.job("print(1)")
+    with override_settings(SECRET_KEY="the-web-process-key", SECRET_KEY_FALLBACKS=[]):
+        sealed = secrets.seal("pw")
+    with pytest.raises(secrets.SecretError):
+        submit_job_to_server(job_pk=job.pk, password=sealed, remote=False)
+    assert "must share SECRET_KEY" in failed(job)
+
+
+@pytest.mark.worker
+@pytest.mark.redis
+def test_canceling_a_queued_job_keeps_it_from_running(celery_app, target, transactional_db):
+    from celery.contrib.testing.worker import start_worker
+
+    job = target.job("open('ran.txt', 'w')")
+    result = submit_job_to_server.delay(job_pk=job.pk, **target.submit_kwargs)
+    job.refresh_from_db()
+    assert job.task_id == result.id
+    assert cancel_job(job.pk) is True
+    with (
+        start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING"),
+        pytest.raises(RemoteSubmissionError, match="Canceled before it started"),
+    ):
+        result.get(timeout=60)
+    assert failed(job) == "Canceled before it started."
+    assert not target.transport.exists(f"{target.directory}/ran.txt")
+    # Sent again, it runs: the new submission clears the old request.
+    submit_job_to_server.delay(job_pk=job.pk, **target.submit_kwargs)
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            job.refresh_from_db()
+            if job.status == "success":
+                break
+            time.sleep(0.1)
+    assert job.status == "success"

@@ -36,7 +36,9 @@ class LocalTransport(Transport):
     """Runs commands with ``/bin/sh`` on this host, as the worker's user.
 
     Anything a job runs this way runs with the worker's rights: use it for tests,
-    demos and trusted single-user setups only.
+    demos and trusted single-user setups only. Relative paths start in ``workdir``,
+    by default the worker user's home directory, as they start in the login directory
+    over SSH.
     """
 
     def __init__(self, workdir: str | os.PathLike[str] | None = None) -> None:
@@ -49,7 +51,8 @@ class LocalTransport(Transport):
 
     def _open(self) -> None:
         if self.workdir is None:
-            self.workdir = Path.cwd()
+            # As over SSH, where relative paths start in the login directory.
+            self.workdir = Path.home()
 
     def _close(self) -> None:
         pass
