@@ -98,7 +98,46 @@ def check_settings(
             )
         )
 
+    errors += _check_channel_layer()
     return errors
+
+
+def _check_channel_layer() -> list[CheckMessage]:
+    """channels-redis blocks 5 s waiting for messages; redis-py 8 gives up reading after
+    5 s by default, so idle sockets die with a TimeoutError unless the hosts say more."""
+    layer = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {})
+    if not str(layer.get("BACKEND", "")).startswith("channels_redis."):
+        return []
+    try:
+        import inspect
+
+        from redis.asyncio.connection import AbstractConnection
+    except ImportError:
+        return []
+    default = inspect.signature(AbstractConnection.__init__).parameters["socket_timeout"].default
+    if default is None or not isinstance(default, int | float) or default > 5:
+        return []
+    hosts = layer.get("CONFIG", {}).get("hosts", [])
+    short = [
+        host
+        for host in hosts
+        if not isinstance(host, dict)
+        or (
+            host.get("socket_timeout", default) is not None
+            and host.get("socket_timeout", default) <= 5
+        )
+    ]
+    if not short:
+        return []
+    return [
+        Warning(
+            "The Redis channel layer will drop idle WebSocket consumers: redis-py times "
+            f"socket reads out after {default:g} s, as long as channels-redis waits for "
+            "messages.",
+            hint='Write each host as {"address": "redis://...", "socket_timeout": 30}.',
+            id=ID.format("W002"),
+        )
+    ]
 
 
 def _bad_value(name: str, value: Any, expected: str, check_id: str = "E002") -> Error:

@@ -77,7 +77,9 @@ if os.environ.get("DRS_REDIS_URL"):
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [os.environ["DRS_REDIS_URL"]],
+                # redis-py 8 times socket reads out after 5 s, the very time channels-redis
+                # blocks waiting for messages: give reads more time than that.
+                "hosts": [{"address": os.environ["DRS_REDIS_URL"], "socket_timeout": 30}],
                 "prefix": os.environ.get("DRS_CHANNEL_PREFIX", "asgi"),
             },
         }

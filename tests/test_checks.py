@@ -78,3 +78,29 @@ def test_good_values_pass(name, value):
 def test_known_hosts_file_must_be_a_path():
     [message] = check_settings()
     assert message.id == "django_remote_submission.E003"
+
+
+@pytest.mark.parametrize(
+    ("hosts", "warned"),
+    [
+        (["redis://127.0.0.1:6379/0"], True),
+        ([{"address": "redis://127.0.0.1:6379/0"}], True),
+        ([{"address": "redis://127.0.0.1:6379/0", "socket_timeout": 30}], False),
+        ([{"address": "redis://127.0.0.1:6379/0", "socket_timeout": None}], False),
+    ],
+)
+def test_redis_channel_layer_with_redis_py_short_timeouts_warns(hosts, warned):
+    layers = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": hosts},
+        }
+    }
+    import inspect
+
+    from redis.asyncio.connection import AbstractConnection
+
+    default = inspect.signature(AbstractConnection.__init__).parameters["socket_timeout"].default
+    warned = warned and default is not None and default <= 5  # only where redis-py says 5 s
+    with override_settings(CHANNEL_LAYERS=layers):
+        assert ids(check_settings()) == (["django_remote_submission.W002"] if warned else [])
