@@ -136,8 +136,8 @@ def _line(stream: str, when: datetime, content: str) -> _Line:
 class LogWriter:
     """Stores a job's lines by its LogPolicy, in batches, with the byte offsets.
 
-    ``LOG_LIVE`` flushes a batch when it holds ``batch_lines`` lines or its oldest line
-    waited ``batch_seconds``; each flush writes the rows, the offsets and the heartbeat
+    ``LOG_LIVE`` flushes a batch when it holds ``batch_lines`` lines or ``batch_seconds``
+    passed since the last write (so a line after a quiet spell goes at once); each flush writes the rows, the offsets and the heartbeat
     in one transaction, then calls ``on_batch`` with the new rows once it committed.
     ``LOG_TOTAL`` writes one row per stream at the end. ``LOG_NONE`` writes no rows.
     Past ``max_bytes`` of stored output the first half is kept as it came, the last
@@ -153,7 +153,6 @@ class LogWriter:
     offsets: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STREAMS, 0))
     rows_written: int = 0
     _batch: list[_Line] = field(default_factory=list)
-    _batch_started: float = 0.0
     _totals: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in STREAMS})
     _total_times: dict[str, datetime] = field(default_factory=dict)
     _stored_bytes: int = 0
@@ -193,20 +192,19 @@ class LogWriter:
             self._totals[line.stream].append(line.content)
             self._total_times[line.stream] = line.time
             return
-        if not self._batch:
-            self._batch_started = time.monotonic()
         self._batch.append(line)
 
     def tick(self) -> None:
-        """Flush what is due; call it also when nothing arrives, so lines never wait long."""
-        now = time.monotonic()
+        """Flush what is due; call it also when nothing arrives, so lines never wait long.
+
+        ``batch_seconds`` counts from the last write: a line after a quiet spell is
+        written at once, and a chatty program is written at most that often.
+        """
+        since_last_write = time.monotonic() - self._last_beat
         if (
             self._batch
-            and (
-                len(self._batch) >= self.batch_lines
-                or now - self._batch_started >= self.batch_seconds
-            )
-        ) or now - self._last_beat >= HEARTBEAT_SECONDS:
+            and (len(self._batch) >= self.batch_lines or since_last_write >= self.batch_seconds)
+        ) or since_last_write >= HEARTBEAT_SECONDS:
             self.flush()
 
     def flush(self) -> None:

@@ -1,0 +1,157 @@
+"""Benchmark: from a line printed on the server to its frame at a websocket client.
+
+A Celery worker process runs jobs over the private OpenSSH server, daphne serves the
+consumers, Redis carries tasks and events; the client is logged in with a session
+cookie, as a browser is. Each line carries the time it was printed; the client notes
+when its frame arrives (same machine, same clock). Run with `make bench` (as root).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+WORK = Path(tempfile.mkdtemp(prefix="drs-bench-ws-"))
+os.environ.setdefault("DATABASE_URL", f"sqlite:///{WORK / 'bench.sqlite3'}")
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+
+import django  # noqa: E402
+
+django.setup()
+
+import websockets  # noqa: E402
+from celery import Celery  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.test import Client  # noqa: E402
+
+from django_remote_submission.models import Job  # noqa: E402
+from django_remote_submission.tasks import submit_job_to_server  # noqa: E402
+from django_remote_submission.testing import RedisServer  # noqa: E402
+from tests.factories import make_interpreter, make_server, make_user  # noqa: E402
+from tests.live import LiveStack  # noqa: E402
+from tests.sshd import OpenSSHServer  # noqa: E402
+
+QUIET = """
+import time
+for i in range(100):
+    print(repr(time.time()), flush=True)
+    time.sleep(0.1)
+"""
+CHATTY = """
+import sys, time
+start = time.time()
+for i in range(50000):
+    sys.stdout.write(repr(time.time()) + "\\n")
+    if i % 100 == 99:
+        sys.stdout.flush()
+        time.sleep(max(0.0, start + (i + 1) / 10000 - time.time()))
+"""
+
+
+def percentiles(delays: list[float]) -> str:
+    cuts = statistics.quantiles(delays, n=100)
+    return (
+        f"p50 {1000 * statistics.median(delays):6.1f} ms, p95 {1000 * cuts[94]:6.1f} ms, "
+        f"p99 {1000 * cuts[98]:6.1f} ms ({len(delays):,} lines)"
+    )
+
+
+class Bench:
+    def __init__(self) -> None:
+        call_command("migrate", verbosity=0)
+        self.sshd = OpenSSHServer(WORK / "sshd")
+        self.account = self.sshd.start()
+        if not self.account.password:
+            sys.exit("make bench needs root: the private sshd logs in its own test account")
+        self.redis = RedisServer().start()
+        self.stack = LiveStack(self.redis.url, WORK / "stack").start()
+        self.owner = make_user("bench")
+        interpreter = make_interpreter(name="python3", path="/usr/bin/python3 -u")
+        self.server = make_server(
+            interpreters=[interpreter],
+            hostname="127.0.0.1",
+            port=self.account.port,
+            host_key=self.account.host_key,
+        )
+        self.interpreter = interpreter
+        client = Client()
+        client.force_login(self.owner)
+        self.cookie = f"sessionid={client.cookies['sessionid'].value}"
+        self.celery = Celery("drs-bench-client", broker=self.redis.url, set_as_current=False)
+        self.celery.conf.update(task_serializer="json", result_backend=self.redis.url)
+
+    def submit(self, program: str) -> Job:
+        job = Job.objects.create(
+            title="bench",
+            program=program,
+            remote_directory=f"{self.account.remote_directory}/bench-ws",
+            remote_filename="bench.py",
+            owner=self.owner,
+            server=self.server,
+            interpreter=self.interpreter,
+        )
+        return job
+
+    async def measure(self, program: str, batch: bool) -> list[float]:
+        job = await asyncio.to_thread(self.submit, program)
+        delays: list[float] = []
+        url = self.stack.websocket_url(f"/ws/job-log/{job.pk}/" + ("?batch=1" if batch else ""))
+        async with websockets.connect(
+            url,
+            additional_headers={"Cookie": self.cookie},
+            origin=self.stack.origin,
+            max_size=None,
+        ) as socket:
+            await asyncio.to_thread(self._send, job)
+            while True:
+                frame = json.loads(await asyncio.wait_for(socket.recv(), timeout=120))
+                arrived = time.time()
+                rows = frame if isinstance(frame, list) else [frame]
+                for row in rows:
+                    if row.get("event") == "log" and row["stream"] == "stdout":
+                        delays.append(arrived - float(row["content"]))
+                if isinstance(frame, dict) and frame.get("event") == "status" and frame["finished"]:
+                    return delays
+
+    def _send(self, job: Job) -> None:
+        task = self.celery.tasks[submit_job_to_server.name]
+        task.apply_async(
+            kwargs={
+                "job_pk": job.pk,
+                "password": self.account.password,
+                "username": self.account.username,
+            },
+            queue=self.stack.queue,
+        )
+
+    def close(self) -> None:
+        self.stack.stop()
+        self.redis.stop()
+        self.sshd.stop()
+
+
+def main() -> None:
+    bench = Bench()
+    print("django-remote-submission websocket latency (printed on the server -> frame at client)")
+    try:
+        for name, program, batch in [
+            ("quiet: 1 line / 100 ms", QUIET, False),
+            ("10,000 lines/s, a frame per line", CHATTY, False),
+            ("10,000 lines/s, ?batch=1", CHATTY, True),
+        ]:
+            delays = asyncio.run(bench.measure(program, batch))
+            print(f"  {name:<36} {percentiles(delays)}", flush=True)
+    finally:
+        bench.close()
+
+
+if __name__ == "__main__":
+    main()
