@@ -137,8 +137,9 @@ class LogWriter:
     """Stores a job's lines by its LogPolicy, in batches, with the byte offsets.
 
     ``LOG_LIVE`` flushes a batch when it holds ``batch_lines`` lines or ``batch_seconds``
-    passed since the last write (so a line after a quiet spell goes at once); each flush writes the rows, the offsets and the heartbeat
-    in one transaction, then calls ``on_batch`` with the new rows once it committed.
+    passed since the last write (so a line after a quiet spell goes at once); each
+    flush writes the rows, the offsets and the heartbeat in one transaction, then calls
+    ``on_batch`` with the new rows once it committed.
     ``LOG_TOTAL`` writes one row per stream at the end. ``LOG_NONE`` writes no rows.
     Past ``max_bytes`` of stored output the first half is kept as it came, the last
     half is kept in memory and written at the end, and one row says what was dropped.
