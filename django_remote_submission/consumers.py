@@ -129,7 +129,9 @@ class JobLogConsumer(_Consumer):
 
     async def job_logs(self, event: dict[str, Any]) -> None:
         rows = [
-            row for row in event["rows"] if row["log_id"] is None or row["log_id"] > self.cursor
+            row
+            for row in events.log_frames(event)
+            if row["log_id"] is None or row["log_id"] > self.cursor
         ]
         after = event.get("after_id")
         if after is not None and after > self.cursor:

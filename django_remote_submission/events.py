@@ -133,18 +133,44 @@ def publish_logs(job_pk: int, rows: Sequence[LogRow | Log], after_id: int | None
     """One event for a batch of new rows of one job (call it once they are committed).
 
     ``after_id`` is the job's last log id before this batch, so that a socket that
-    missed an event sees the gap and reads what it missed from the database.
+    missed an event sees the gap and reads what it missed from the database. The rows
+    travel as columns, cheap to build when nobody listens; consumers make the frames.
     """
     if not rows:
         return
+    times: dict[Any, str | None] = {}
     publisher.send(
         job_group(job_pk),
         {
             "type": "job.logs",
+            "job_id": job_pk,
             "after_id": after_id,
-            "rows": [log_payload(row) for row in rows],
+            "ids": [row.id for row in rows],
+            "times": [
+                times.get(row.time) or times.setdefault(row.time, _iso(row.time)) for row in rows
+            ],
+            "contents": [row.content for row in rows],
+            "streams": [row.stream for row in rows],
         },
     )
+
+
+def log_frames(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The log frames of a ``job.logs`` event, as ``log_payload`` makes them."""
+    job_pk = message["job_id"]
+    return [
+        {
+            "log_id": log_id,
+            "time": when,
+            "content": content,
+            "stream": stream,
+            "event": LOG,
+            "job_id": job_pk,
+        }
+        for log_id, when, content, stream in zip(
+            message["ids"], message["times"], message["contents"], message["streams"], strict=True
+        )
+    ]
 
 
 def job_saved(sender: type[Job], instance: Job, created: bool, raw: bool, **kwargs: Any) -> None:
