@@ -13,21 +13,15 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-WORK = Path(tempfile.mkdtemp(prefix="drs-bench-"))
-os.environ.setdefault("DATABASE_URL", f"sqlite:///{WORK / 'bench.sqlite3'}")
-os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import django  # noqa: E402
+from common import prepare
 
-django.setup()
+WORK = prepare("runner")
 
-from django.core.management import call_command  # noqa: E402
 
 from django_remote_submission.models import Job, Log  # noqa: E402
 from django_remote_submission.results import collect  # noqa: E402
@@ -57,7 +51,6 @@ def children_cpu() -> float:
 
 class Bench:
     def __init__(self) -> None:
-        call_command("migrate", verbosity=0)
         self.sshd = OpenSSHServer(WORK / "sshd")
         self.account = self.sshd.start()
         if not self.account.password:

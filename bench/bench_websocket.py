@@ -10,26 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-WORK = Path(tempfile.mkdtemp(prefix="drs-bench-ws-"))
-os.environ.setdefault("DATABASE_URL", f"sqlite:///{WORK / 'bench.sqlite3'}")
-os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import django  # noqa: E402
+from common import prepare
 
-django.setup()
+WORK = prepare("ws")
 
 import websockets  # noqa: E402
 from celery import Celery  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
 from django_remote_submission.models import Job  # noqa: E402
@@ -66,7 +59,6 @@ def percentiles(delays: list[float]) -> str:
 
 class Bench:
     def __init__(self) -> None:
-        call_command("migrate", verbosity=0)
         self.sshd = OpenSSHServer(WORK / "sshd")
         self.account = self.sshd.start()
         if not self.account.password:

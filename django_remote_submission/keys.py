@@ -77,23 +77,20 @@ def find_public_key(public_key_filename: str | os.PathLike[str] | None = None) -
 
 def deploy_key(transport: Transport, public_key: str) -> bool:
     """Add the key to the remote authorized_keys unless it is there; True if it was added."""
-    HostKey.parse(public_key)
-    result = transport.run_shell(_DEPLOY, input=public_key.strip().encode() + b"\n", timeout=60)
-    if not result.ok:
-        raise TransportError(
-            f"Could not add the key to ~/.ssh/authorized_keys on {transport.description}: "
-            f"{result.reason()}"
-        )
-    return result.stdout.strip() == b"added"
+    return _edit(transport, _DEPLOY, public_key, "add the key to", b"added")
 
 
 def remove_key(transport: Transport, public_key: str) -> bool:
     """Remove every line carrying this key from the remote authorized_keys; True if any."""
-    HostKey.parse(public_key)
-    result = transport.run_shell(_REMOVE, input=public_key.strip().encode() + b"\n", timeout=60)
+    return _edit(transport, _REMOVE, public_key, "remove the key from", b"removed")
+
+
+def _edit(transport: Transport, script: str, public_key: str, doing: str, done: bytes) -> bool:
+    HostKey.parse(public_key)  # refuse anything that is not a public key
+    result = transport.run_shell(script, input=public_key.strip().encode() + b"\n", timeout=60)
     if not result.ok:
         raise TransportError(
-            f"Could not remove the key from ~/.ssh/authorized_keys on "
-            f"{transport.description}: {result.reason()}"
+            f"Could not {doing} ~/.ssh/authorized_keys on {transport.description}: "
+            f"{result.reason()}"
         )
-    return result.stdout.strip() == b"removed"
+    return result.stdout.strip() == done

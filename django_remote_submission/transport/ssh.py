@@ -452,14 +452,26 @@ class SSHTransport(Transport):
         except (paramiko.SSHException, OSError) as exc:
             raise ConnectionFailed(f"Cannot open a session on {self.description}: {exc}") from None
 
+    @contextmanager
+    def _channel(self, doing: str) -> Iterator[paramiko.Channel]:
+        """A session channel, closed after use; connection errors become ours."""
+        channel = self._session()
+        try:
+            yield channel
+        except (paramiko.SSHException, OSError) as exc:
+            raise ConnectionFailed(
+                f"The connection to {self.description} failed while {doing}: {exc}"
+            ) from None
+        finally:
+            channel.close()
+
     # Commands ------------------------------------------------------------------------
 
     def _run(self, command: str, *, input: bytes | None, timeout: float | None) -> CommandResult:
-        channel = self._session()
         stdout: list[bytes] = []
         stderr: list[bytes] = []
         deadline = None if timeout is None else time.monotonic() + timeout
-        try:
+        with self._channel("running a command") as channel:
             channel.exec_command(command)
             if input:
                 channel.sendall(input)
@@ -480,12 +492,6 @@ class SSHTransport(Transport):
                     )
                 select.select([channel], [], [], wait)
             code = channel.recv_exit_status()
-        except (paramiko.SSHException, OSError) as exc:
-            raise ConnectionFailed(
-                f"The connection to {self.description} failed while running a command: {exc}"
-            ) from None
-        finally:
-            channel.close()
         # A command killed by a signal has no exit status; report it like a shell does.
         return CommandResult(code if code >= 0 else 255, b"".join(stdout), b"".join(stderr))
 
@@ -529,9 +535,8 @@ class SSHTransport(Transport):
     def get_fileobj(self, path: str, fileobj: IO[bytes]) -> int:
         # A plain `cat` on a session channel streams three to four times faster than
         # paramiko's SFTP reads, whose every 32 KiB request is a round of Python code.
-        channel = self._session()
         copied = 0
-        try:
+        with self._channel(f"reading {path!r}") as channel:
             channel.exec_command(quote(["cat", "--", path]))
             channel.shutdown_write()
             while chunk := channel.recv(CHUNK):
@@ -541,12 +546,6 @@ class SSHTransport(Transport):
             while part := channel.recv_stderr(CHUNK):
                 errors += part
             code = channel.recv_exit_status()
-        except (paramiko.SSHException, OSError) as exc:
-            raise ConnectionFailed(
-                f"The connection to {self.description} failed while reading {path!r}: {exc}"
-            ) from None
-        finally:
-            channel.close()
         if code != 0:
             reason = CommandResult(code, b"", errors).reason()
             raise TransportError(f"Could not read {path!r} on {self.description}: {reason}")
