@@ -1,8 +1,8 @@
 """A private OpenSSH sshd on a loopback port, for tests. Nothing of the system sshd is used.
 
-As root it logs in a dedicated local account (created once, its password reset for every
-run), so password and key logins both work. As any other user it runs unprivileged, and
-only key logins to that same user work.
+As root it logs in a local account of its own (created for the run, removed after it),
+so password and key logins both work and runs side by side do not meet. As any other
+user it runs unprivileged, and only key logins to that same user work.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import pwd
 import secrets
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -19,7 +18,22 @@ from pathlib import Path
 from django_remote_submission.testing import free_port, generate_key_pair
 
 SSHD = "/usr/sbin/sshd"
-ACCOUNT = "drs-test"
+ACCOUNT_PREFIX = "drs-t-"
+#: An account left by a run that was killed is removed after this many seconds.
+STALE_SECONDS = 6 * 3600
+
+
+def _remove_stale_accounts() -> None:
+    now = time.time()
+    for entry in pwd.getpwall():
+        if not entry.pw_name.startswith(ACCOUNT_PREFIX):
+            continue
+        try:
+            age = now - os.stat(entry.pw_dir).st_mtime
+        except OSError:
+            age = STALE_SECONDS
+        if age >= STALE_SECONDS:
+            subprocess.run(["userdel", "--remove", entry.pw_name], check=False, capture_output=True)
 
 
 @dataclass
@@ -53,6 +67,7 @@ class OpenSSHServer:
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.privileged = os.geteuid() == 0
+        self.account: str | None = None
 
     @staticmethod
     def available() -> str | None:
@@ -116,6 +131,11 @@ class OpenSSHServer:
                 self.process.kill()
                 self.process.wait()
             self.process = None
+        if self.account is not None:
+            # Its programs first (a test may have left one behind), then the account.
+            subprocess.run(["pkill", "-KILL", "-u", self.account], check=False)
+            subprocess.run(["userdel", "--remove", self.account], check=False, capture_output=True)
+            self.account = None
 
     @property
     def host_key_path(self) -> Path:
@@ -158,22 +178,19 @@ class OpenSSHServer:
         return "\n".join(lines) + "\n"
 
     def _provision_account(self, authorized_keys: str) -> tuple[str, str, str]:
-        try:
-            pwd.getpwnam(ACCOUNT)
-        except KeyError:
-            subprocess.run(
-                ["useradd", "--create-home", "--shell", "/bin/bash", ACCOUNT], check=True
-            )
-        entry = pwd.getpwnam(ACCOUNT)
+        """A local account of this run's own, so that runs side by side never meet."""
+        _remove_stale_accounts()
+        name = f"{ACCOUNT_PREFIX}{secrets.token_hex(4)}"
+        subprocess.run(
+            ["useradd", "--create-home", "--shell", "/bin/bash", "--comment", "django-remote-"
+             "submission test run", name],
+            check=True,
+        )  # fmt: skip
+        self.account = name
+        entry = pwd.getpwnam(name)
         password = secrets.token_urlsafe(18)
-        subprocess.run(["chpasswd"], input=f"{ACCOUNT}:{password}".encode(), check=True)
+        subprocess.run(["chpasswd"], input=f"{name}:{password}".encode(), check=True)
         home = Path(entry.pw_dir)
-        # Start every run from a clean home: earlier runs' files must not leak into this one.
-        for child in home.iterdir():
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
         home.chmod(0o755)
         ssh_dir = home / ".ssh"
         ssh_dir.mkdir(mode=0o700)
@@ -182,7 +199,7 @@ class OpenSSHServer:
         (home / "work").mkdir()
         for path in (ssh_dir, ssh_dir / "authorized_keys", home / "work"):
             os.chown(path, entry.pw_uid, entry.pw_gid)
-        return ACCOUNT, password, str(home)
+        return name, password, str(home)
 
     def _wait_ready(self) -> None:
         import socket
