@@ -81,6 +81,8 @@ class Bench:
         self.celery.conf.update(task_serializer="json", result_backend=self.redis.url)
 
     def submit(self, program: str) -> Job:
+        from django.db import connection
+
         job = Job.objects.create(
             title="bench",
             program=program,
@@ -90,6 +92,7 @@ class Bench:
             server=self.server,
             interpreter=self.interpreter,
         )
+        connection.close()  # this runs in a thread of its own
         return job
 
     async def measure(self, program: str, batch: bool) -> list[float]:
@@ -114,6 +117,8 @@ class Bench:
                     return delays
 
     def _send(self, job: Job) -> None:
+        from django.db import connection
+
         task = self.celery.tasks[submit_job_to_server.name]
         task.apply_async(
             kwargs={
@@ -123,6 +128,7 @@ class Bench:
             },
             queue=self.stack.queue,
         )
+        connection.close()  # this runs in a thread of its own
 
     def close(self) -> None:
         self.stack.stop()

@@ -117,7 +117,8 @@ def _check_channel_layer() -> list[CheckMessage]:
     default = inspect.signature(AbstractConnection.__init__).parameters["socket_timeout"].default
     if default is None or not isinstance(default, int | float) or default > 5:
         return []
-    hosts = layer.get("CONFIG", {}).get("hosts", [])
+    # Without hosts channels-redis connects to localhost:6379, with redis-py's defaults.
+    hosts = layer.get("CONFIG", {}).get("hosts") or ["redis://localhost:6379"]
     short = [
         host
         for host in hosts

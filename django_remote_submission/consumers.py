@@ -127,6 +127,13 @@ class JobLogConsumer(_Consumer):
         if job is not None:
             await self.send_json(events.status_payload(job))
 
+    async def job_status(self, event: dict[str, Any]) -> None:
+        if event["payload"].get("finished"):
+            # Every row is stored before a job ends: send what a lost event kept from us,
+            # so that "finished" always comes after the last line.
+            await self._send_stored()
+        await self.send_json(event["payload"])
+
     async def job_logs(self, event: dict[str, Any]) -> None:
         rows = [
             row

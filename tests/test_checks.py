@@ -104,3 +104,15 @@ def test_redis_channel_layer_with_redis_py_short_timeouts_warns(hosts, warned):
     warned = warned and default is not None and default <= 5  # only where redis-py says 5 s
     with override_settings(CHANNEL_LAYERS=layers):
         assert ids(check_settings()) == (["django_remote_submission.W002"] if warned else [])
+
+
+def test_redis_channel_layer_without_hosts_uses_redis_py_defaults():
+    import inspect
+
+    from redis.asyncio.connection import AbstractConnection
+
+    default = inspect.signature(AbstractConnection.__init__).parameters["socket_timeout"].default
+    layers = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer"}}
+    with override_settings(CHANNEL_LAYERS=layers):
+        expected = ["django_remote_submission.W002"] if default and default <= 5 else []
+        assert ids(check_settings()) == expected

@@ -293,3 +293,29 @@ def test_a_dead_channel_layer_never_fails_the_job(settings):
     finally:
         events.publisher.reset()
         channel_layers.backends.clear()
+
+
+def test_the_last_rows_come_before_finished_even_if_their_event_was_lost():
+    job = make_job()
+
+    async def body():
+        socket = await connect(f"/ws/job-log/{job.pk}/", job.owner)
+        await receive_until(socket, is_history_complete)
+        await socket.receive_json_from(timeout=TIMEOUT)
+        events.publisher._paused_until = float("inf")
+        await write_batch(job, ["last line\n"])
+        events.publisher.reset()
+
+        @database_sync_to_async
+        def finish():
+            job.status = Job.STATUS.success
+            job.save()
+
+        await finish()
+        row = await socket.receive_json_from(timeout=TIMEOUT)
+        status = await socket.receive_json_from(timeout=TIMEOUT)
+        assert row["content"] == "last line\n"
+        assert status["finished"] is True
+        await socket.disconnect()
+
+    run(body)

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import websockets
+from django.db import connection
 from django.test import Client
 
 from django_remote_submission.models import Job
@@ -59,6 +60,7 @@ def submit(stack, target, job):
         )
     finally:
         client.close()
+        connection.close()  # submit runs in a thread of its own: so does its connection
 
 
 async def read_frames(stack, path, cookie, until, *, limit=None):

@@ -1,0 +1,1 @@
+"""The REST API: DRF serializers, permissions, viewsets and the router."""

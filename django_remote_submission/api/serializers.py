@@ -1,0 +1,154 @@
+"""How the models look in the API; secrets are write-only and never stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from django_remote_submission.logstream import LogPolicy
+from django_remote_submission.models import Interpreter, Job, Log, Result, Server
+
+RUNTIME_FIELDS = [
+    "uuid",
+    "status",
+    "owner",
+    "exit_code",
+    "error",
+    "started_at",
+    "finished_at",
+    "cancel_requested_at",
+    "task_id",
+    "created",
+    "modified",
+]
+
+
+class InterpreterSerializer(serializers.ModelSerializer[Interpreter]):
+    arguments = serializers.ListField(child=serializers.CharField(), required=False)
+
+    class Meta:
+        model = Interpreter
+        fields = ["id", "name", "path", "arguments", "created", "modified"]
+        read_only_fields = ["created", "modified"]
+
+
+class ServerSerializer(serializers.ModelSerializer[Server]):
+    class Meta:
+        model = Server
+        fields = [
+            "id",
+            "title",
+            "hostname",
+            "port",
+            "username",
+            "host_key",
+            "interpreters",
+            "created",
+            "modified",
+        ]
+        read_only_fields = ["created", "modified"]
+
+
+class JobSerializer(serializers.ModelSerializer[Job]):
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "title",
+            "program",
+            "remote_directory",
+            "remote_filename",
+            "server",
+            "interpreter",
+            *RUNTIME_FIELDS,
+        ]
+        read_only_fields = RUNTIME_FIELDS
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        server = attrs.get("server", getattr(self.instance, "server", None))
+        interpreter = attrs.get("interpreter", getattr(self.instance, "interpreter", None))
+        if server and interpreter and not server.interpreters.filter(pk=interpreter.pk).exists():
+            raise serializers.ValidationError(
+                {"interpreter": "The Interpreter picked is not valid for this server."}
+            )
+        return attrs
+
+
+class LogSerializer(serializers.ModelSerializer[Log]):
+    class Meta:
+        model = Log
+        fields = ["id", "time", "content", "stream", "job"]
+
+
+class ResultSerializer(serializers.ModelSerializer[Result]):
+    local_file = serializers.SerializerMethodField(
+        help_text="Where the owner downloads the file (the 2.x name of the field)."
+    )
+
+    class Meta:
+        model = Result
+        fields = ["id", "remote_filename", "local_file", "size", "checksum", "job", "created"]
+
+    def get_local_file(self, result: Result) -> str | None:
+        if not result.local_file:
+            return None
+        request = self.context.get("request")
+        namespace = getattr(getattr(request, "resolver_match", None), "namespace", "")
+        name = f"{namespace}:result-download" if namespace else "result-download"
+        url = reverse(name, args=[result.pk])
+        return request.build_absolute_uri(url) if request is not None else url
+
+
+class SubmitSerializer(serializers.Serializer[Any]):
+    """How to run a job. The password is used for this run only: never stored or shown."""
+
+    password = serializers.CharField(
+        required=False,
+        allow_null=True,
+        write_only=True,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        help_text="The SSH password; leave it out to log in with the worker's keys or agent.",
+    )
+    username = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="The SSH login; by default the server's, else the job owner's username.",
+    )
+    timeout = serializers.FloatField(
+        required=False, allow_null=True, min_value=0.001, help_text="Seconds before it stops."
+    )
+    log_policy = serializers.ChoiceField(
+        choices=[(policy.value, policy.name) for policy in LogPolicy],
+        default=LogPolicy.LOG_LIVE.value,
+    )
+    store_results = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Ordered globs; '!' negates; the last match wins; null keeps every file.",
+    )
+    remote = serializers.BooleanField(
+        default=True, help_text="False runs the job on the worker host itself (staff only)."
+    )
+
+    def validate_remote(self, remote: bool) -> bool:
+        request = self.context.get("request")
+        if not remote and not (request and request.user.is_staff):
+            raise serializers.ValidationError("Only staff may run jobs on the worker host.")
+        return remote
+
+
+class LogPageSerializer(serializers.Serializer[Any]):
+    results = LogSerializer(many=True)
+    last_log_id = serializers.IntegerField()
+    more = serializers.BooleanField()
+    finished = serializers.BooleanField()
+
+
+class SubmittedSerializer(serializers.Serializer[Any]):
+    job = JobSerializer()
+    task_id = serializers.CharField()

@@ -1,0 +1,237 @@
+"""The API's viewsets: scoped to the requesting user, with actions that run jobs."""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from django.db.models import ProtectedError, QuerySet
+from django.http import FileResponse, Http404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import filters, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from django_remote_submission.api import serializers
+from django_remote_submission.api.permissions import OwnerOrStaff, ReadOnlyUnlessStaff
+from django_remote_submission.models import Interpreter, Job, Log, Result, Server
+from django_remote_submission.tasks import cancel_job, submit_job_to_server
+
+#: Most log rows one ``jobs/{id}/logs/`` answer carries.
+MAX_LOG_PAGE = 10_000
+
+
+class StandardPagination(PageNumberPagination):
+    """2.x's pagination: ``?page=N``, ten to a page."""
+
+    page_size = 10
+
+
+class _ViewSet(viewsets.GenericViewSet[Any]):
+    # Set here, and on each action, so that the schema works whatever the project's
+    # REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] says.
+    schema = AutoSchema()
+    pagination_class = StandardPagination
+    filter_backends = [DjangoFilterBackend, filters.OrderingFilter, filters.SearchFilter]
+
+
+class _InUseMixin:
+    """Deleting a row that jobs still use answers 409, not 500."""
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            response: Response = super().destroy(request, *args, **kwargs)  # type: ignore[misc]
+        except ProtectedError:
+            return Response(
+                {"detail": "Jobs still use this; delete them first."},
+                status=status.HTTP_409_CONFLICT,
+            )
+        return response
+
+
+class ServerViewSet(_InUseMixin, viewsets.ModelViewSet[Server], _ViewSet):
+    queryset = Server.objects.prefetch_related("interpreters").order_by("title", "id")
+    serializer_class = serializers.ServerSerializer
+    permission_classes = [ReadOnlyUnlessStaff]
+    filterset_fields = ["title", "hostname", "port", "username"]
+    ordering_fields = ["id", "title", "hostname", "created", "modified"]
+    search_fields = ["title", "hostname"]
+
+
+class InterpreterViewSet(_InUseMixin, viewsets.ModelViewSet[Interpreter], _ViewSet):
+    queryset = Interpreter.objects.order_by("name", "id")
+    serializer_class = serializers.InterpreterSerializer
+    permission_classes = [ReadOnlyUnlessStaff]
+    filterset_fields = ["name", "path"]
+    ordering_fields = ["id", "name", "created", "modified"]
+    search_fields = ["name", "path"]
+
+
+class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
+    serializer_class = serializers.JobSerializer
+    permission_classes = [OwnerOrStaff]
+    filterset_fields = ["title", "status", "server", "interpreter", "owner"]
+    ordering_fields = ["id", "title", "status", "created", "modified", "started_at"]
+    search_fields = ["title", "remote_directory", "remote_filename"]
+
+    def get_queryset(self) -> QuerySet[Job]:
+        jobs = Job.objects.select_related("server", "interpreter").order_by("-created", "-id")
+        user = self.request.user
+        return jobs if user.is_staff else jobs.filter(owner_id=user.pk)
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.save(owner=self.request.user)
+
+    def _refuse_while_running(self, job: Job) -> Response | None:
+        if job.status == Job.STATUS.submitted:
+            return Response(
+                {"detail": "The job is running: cancel it first."}, status=status.HTTP_409_CONFLICT
+            )
+        return None
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._refuse_while_running(self.get_object()) or super().update(
+            request, *args, **kwargs
+        )
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._refuse_while_running(self.get_object()) or super().destroy(
+            request, *args, **kwargs
+        )
+
+    def get_serializer_class(self) -> Any:
+        if self.action in ("submit", "resubmit"):
+            return serializers.SubmitSerializer  # the browsable API's form for the options
+        return serializers.JobSerializer
+
+    def _options(self, request: Request) -> dict[str, Any]:
+        options = serializers.SubmitSerializer(data=request.data, context={"request": request})
+        options.is_valid(raise_exception=True)
+        values = dict(options.validated_data)
+        values["username"] = values.get("username") or None
+        return values
+
+    def _enqueue(self, job: Job, options: dict[str, Any]) -> Response:
+        result = submit_job_to_server.delay(job_pk=job.pk, **options)
+        job.refresh_from_db()
+        data = serializers.JobSerializer(job, context=self.get_serializer_context()).data
+        return Response({"job": data, "task_id": result.id}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=serializers.SubmitSerializer, responses={202: serializers.SubmittedSerializer}
+    )
+    @action(detail=True, methods=["post"], schema=AutoSchema())
+    def submit(self, request: Request, pk: Any = None) -> Response:
+        """Run the job on its server."""
+        job = self.get_object()
+        refused = self._refuse_while_running(job)
+        if refused is None and job.status == Job.STATUS.initial and job.task_id:
+            refused = Response(
+                {"detail": "The job is queued already: cancel it, or resubmit a copy."},
+                status=status.HTTP_409_CONFLICT,
+            )
+        return refused or self._enqueue(job, self._options(request))
+
+    @extend_schema(request=None, responses={202: serializers.JobSerializer})
+    @action(detail=True, methods=["post"], schema=AutoSchema())
+    def cancel(self, request: Request, pk: Any = None) -> Response:
+        """Stop the job: TERM to its process group, KILL after the grace period."""
+        job = self.get_object()
+        if not cancel_job(job.pk):
+            return Response(
+                {"detail": "The job has ended already."}, status=status.HTTP_409_CONFLICT
+            )
+        job.refresh_from_db()
+        return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=serializers.SubmitSerializer, responses={202: serializers.SubmittedSerializer}
+    )
+    @action(detail=True, methods=["post"], schema=AutoSchema())
+    def resubmit(self, request: Request, pk: Any = None) -> Response:
+        """Run a copy of the job (same program, server and place) as a new job."""
+        job = self.get_object()
+        options = self._options(request)  # before the copy: a bad body leaves nothing behind
+        copy = Job.objects.create(
+            title=job.title,
+            program=job.program,
+            remote_directory=job.remote_directory,
+            remote_filename=job.remote_filename,
+            owner_id=job.owner_id,
+            server_id=job.server_id,
+            interpreter_id=job.interpreter_id,
+        )
+        return self._enqueue(copy, options)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("since", int, description="Only rows after this log id."),
+            OpenApiParameter("limit", int, description=f"At most this many rows ({MAX_LOG_PAGE})."),
+        ],
+        responses=serializers.LogPageSerializer,
+    )
+    @action(detail=True, methods=["get"], schema=AutoSchema())
+    def logs(self, request: Request, pk: Any = None) -> Response:
+        """The job's log after a cursor: to catch up without a websocket."""
+        job = self.get_object()
+        try:
+            since = max(0, int(request.query_params.get("since", 0)))
+            limit = min(MAX_LOG_PAGE, max(1, int(request.query_params.get("limit", MAX_LOG_PAGE))))
+        except ValueError:
+            return Response(
+                {"detail": "since and limit must be integers."}, status=status.HTTP_400_BAD_REQUEST
+            )
+        rows = list(job.logs.filter(pk__gt=since).order_by("pk")[: limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Response(
+            {
+                "results": serializers.LogSerializer(rows, many=True).data,
+                "last_log_id": rows[-1].pk if rows else since,
+                "more": more,
+                "finished": job.is_finished,
+            }
+        )
+
+
+class LogViewSet(viewsets.ReadOnlyModelViewSet[Log], _ViewSet):
+    serializer_class = serializers.LogSerializer
+    permission_classes = [OwnerOrStaff]
+    filterset_fields = ["job", "stream"]
+    ordering_fields = ["id", "time"]
+    search_fields = ["content"]
+
+    def get_queryset(self) -> QuerySet[Log]:
+        logs = Log.objects.select_related("job").order_by("id")
+        user = self.request.user
+        return logs if user.is_staff else logs.filter(job__owner_id=user.pk)
+
+
+class ResultViewSet(viewsets.ReadOnlyModelViewSet[Result], _ViewSet):
+    serializer_class = serializers.ResultSerializer
+    permission_classes = [OwnerOrStaff]
+    filterset_fields = ["job", "remote_filename"]
+    ordering_fields = ["id", "remote_filename", "size", "created"]
+    search_fields = ["remote_filename"]
+
+    def get_queryset(self) -> QuerySet[Result]:
+        results = Result.objects.select_related("job").order_by("job", "remote_filename", "id")
+        user = self.request.user
+        return results if user.is_staff else results.filter(job__owner_id=user.pk)
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @action(detail=True, methods=["get"], schema=AutoSchema())
+    def download(self, request: Request, pk: Any = None) -> FileResponse:
+        """The file itself, to its owner (and staff) only."""
+        result = self.get_object()
+        if not result.local_file:
+            raise Http404("This result has no file.")
+        return FileResponse(
+            result.local_file.open("rb"),
+            as_attachment=True,
+            filename=posixpath.basename(result.remote_filename),
+        )
