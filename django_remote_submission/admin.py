@@ -6,12 +6,22 @@ import shlex
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from django_remote_submission.diagnostics import check_server
+from django_remote_submission.exceptions import RemoteSubmissionError
+from django_remote_submission.logstream import LogPolicy
 from django_remote_submission.models import Interpreter, Job, Log, Result, Server
+from django_remote_submission.tasks import cancel_job, submit_job_to_server
+from django_remote_submission.transport.hostkeys import HostKey
+from django_remote_submission.transport.ssh import fetch_host_key
+
+ACTION_TEMPLATE = "admin/django_remote_submission/action_form.html"
 
 
 class ArgumentsField(forms.CharField):
@@ -44,6 +54,75 @@ class InterpreterForm(forms.ModelForm):  # type: ignore[type-arg]
         fields = ["name", "path", "arguments"]
 
 
+class CredentialsForm(forms.Form):
+    username = forms.CharField(
+        required=False,
+        help_text=_("The SSH login. Blank: the server's default login, else the job owner's."),
+    )
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Used for this run only, never stored. Blank: the worker's SSH keys."),
+    )
+
+
+class SubmitForm(CredentialsForm):
+    timeout = forms.FloatField(
+        required=False, min_value=0.001, help_text=_("Seconds before the job is stopped.")
+    )
+    log_policy = forms.TypedChoiceField(
+        choices=[(policy.value, policy.name) for policy in LogPolicy],
+        coerce=int,
+        initial=LogPolicy.LOG_LIVE.value,
+    )
+    store_results = forms.CharField(
+        required=False,
+        help_text=_("Result patterns separated by spaces, e.g. *.txt !tmp*. Blank: every file."),
+    )
+    remote = forms.BooleanField(
+        required=False, initial=True, help_text=_("Untick to run on the worker host itself.")
+    )
+
+    def options(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        patterns = data["store_results"].split()
+        return {
+            "username": data["username"] or None,
+            "password": data["password"] or None,
+            "timeout": data["timeout"],
+            "log_policy": data["log_policy"],
+            "store_results": patterns or None,
+            "remote": data["remote"],
+        }
+
+
+def _action_page(
+    modeladmin: admin.ModelAdmin,  # type: ignore[type-arg]
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    *,
+    action: str,
+    title: str,
+    explanation: str,
+    submit_label: str,
+    form: forms.Form | None = None,
+    items: list[str] | None = None,
+) -> TemplateResponse:
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "opts": modeladmin.model._meta,
+        "title": title,
+        "explanation": explanation,
+        "submit_label": submit_label,
+        "queryset": queryset,
+        "items": items if items is not None else [str(obj) for obj in queryset],
+        "action": action,
+        "form": form,
+    }
+    return TemplateResponse(request, ACTION_TEMPLATE, context)
+
+
 @admin.register(Interpreter)
 class InterpreterAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     form = InterpreterForm
@@ -57,9 +136,96 @@ class ServerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ["title", "hostname"]
     filter_horizontal = ["interpreters"]
 
+    actions = ["test_connection", "pin_host_key"]
+
     @admin.display(boolean=True, description=_("host key pinned"))
     def has_pinned_key(self, obj: Server) -> bool:
         return bool(obj.host_key)
+
+    @admin.action(description=_("Test connection"))
+    def test_connection(
+        self, request: HttpRequest, queryset: QuerySet[Server]
+    ) -> TemplateResponse | None:
+        form = CredentialsForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return _action_page(
+                self,
+                request,
+                queryset,
+                action="test_connection",
+                title=str(_("Test connection")),
+                explanation=str(
+                    _(
+                        "Connect, show the host key, log in, run `true` and look for each "
+                        "interpreter, on:"
+                    )
+                ),
+                submit_label=str(_("Test")),
+                form=form,
+            )
+        for server in queryset:
+            report = check_server(
+                server,
+                username=form.cleaned_data["username"] or None,
+                password=form.cleaned_data["password"] or None,
+            )
+            self.message_user(
+                request, str(report), messages.SUCCESS if report.ok else messages.ERROR
+            )
+        return None
+
+    @admin.action(description=_("Pin host key"))
+    def pin_host_key(
+        self, request: HttpRequest, queryset: QuerySet[Server]
+    ) -> TemplateResponse | None:
+        if "apply" in request.POST:
+            for server in queryset:
+                line = request.POST.get(f"key-{server.pk}", "")
+                try:
+                    key = HostKey.parse(line)
+                except ValueError:
+                    self.message_user(request, f"{server}: no key to pin.", messages.ERROR)
+                    continue
+                server.host_key = key.line
+                server.save(update_fields=["host_key", "modified"])
+                self.message_user(request, f"{server}: pinned {key}.", messages.SUCCESS)
+            return None
+        items, keys = [], {}
+        for server in queryset:
+            try:
+                key = fetch_host_key(server.hostname, server.port)
+            except RemoteSubmissionError as exc:
+                items.append(f"{server}: {exc}")
+                continue
+            keys[server.pk] = key.line
+            pinned = HostKey.parse(server.host_key) if server.host_key else None
+            change = (
+                ""
+                if pinned is None
+                else (" (already pinned)" if pinned == key else f" (replaces {pinned})")
+            )
+            items.append(f"{server}: {key}{change}")
+        form = forms.Form()
+        for pk, line in keys.items():
+            form.fields[f"key-{pk}"] = forms.CharField(
+                widget=forms.HiddenInput, initial=line, required=False
+            )
+        return _action_page(
+            self,
+            request,
+            queryset.filter(pk__in=keys),
+            action="pin_host_key",
+            title=str(_("Pin host key")),
+            explanation=str(
+                _(
+                    "Compare these fingerprints with what the servers' administrators gave you "
+                    "before pinning them:"
+                )
+            ),
+            submit_label=str(_("Pin these keys")),
+            form=form,
+            items=items,
+        )
 
 
 class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -121,11 +287,63 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     readonly_fields = RUNTIME_FIELDS
     date_hierarchy = "created"
     inlines = [ResultInline]
+    actions = ["submit_to_server", "resubmit", "cancel"]
     fieldsets = (
         (None, {"fields": ("title", "owner", "server", "interpreter", "program")}),
         (_("Remote location"), {"fields": ("remote_directory", "remote_filename")}),
         (_("Outcome"), {"fields": RUNTIME_FIELDS}),
     )
+
+    def _submit(
+        self, request: HttpRequest, queryset: QuerySet[Job], *, copy: bool
+    ) -> TemplateResponse | None:
+        action = "resubmit" if copy else "submit_to_server"
+        form = SubmitForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return _action_page(
+                self,
+                request,
+                queryset,
+                action=action,
+                title=str(_("Submit to server") if not copy else _("Run a copy")),
+                explanation=str(
+                    _("Run these jobs:") if not copy else _("Run a new copy of these jobs:")
+                ),
+                submit_label=str(_("Submit to Server")),
+                form=form,
+            )
+        options = form.options()
+        sent = 0
+        for job in queryset:
+            if not copy and job.status == Job.STATUS.submitted:
+                self.message_user(request, f"{job} is running: skipped.", messages.WARNING)
+                continue
+            target = job.duplicate() if copy else job
+            submit_job_to_server.delay(job_pk=target.pk, **options)
+            sent += 1
+        self.message_user(
+            request,
+            ngettext("Successfully submitted %d job.", "Successfully submitted %d jobs.", sent)
+            % sent,
+        )
+        return None
+
+    @admin.action(description=_("Submit to server"))
+    def submit_to_server(
+        self, request: HttpRequest, queryset: QuerySet[Job]
+    ) -> TemplateResponse | None:
+        return self._submit(request, queryset, copy=False)
+
+    @admin.action(description=_("Run a copy (resubmit)"))
+    def resubmit(self, request: HttpRequest, queryset: QuerySet[Job]) -> TemplateResponse | None:
+        return self._submit(request, queryset, copy=True)
+
+    @admin.action(description=_("Cancel"))
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        asked = sum(1 for job in queryset if cancel_job(job.pk))
+        self.message_user(
+            request, ngettext("Asked %d job to stop.", "Asked %d jobs to stop.", asked) % asked
+        )
 
 
 @admin.register(Log)

@@ -255,6 +255,18 @@ class Job(TimeStampedModel):
     def is_finished(self) -> bool:
         return self.status in self.FINAL_STATUSES
 
+    def duplicate(self) -> Job:
+        """A new job with this one's program, server, interpreter, place and owner."""
+        return Job.objects.create(
+            title=self.title,
+            program=self.program,
+            remote_directory=self.remote_directory,
+            remote_filename=self.remote_filename,
+            owner_id=self.owner_id,
+            server_id=self.server_id,
+            interpreter_id=self.interpreter_id,
+        )
+
 
 class Log(models.Model):
     STREAMS = Choices(("stdout", _("stdout")), ("stderr", _("stderr")))

@@ -111,3 +111,134 @@ def test_interpreter_arguments_that_do_not_split_are_an_error(admin_client):
     assert response.status_code == 200
     assert "Could not split the arguments" in response.content.decode()
     assert not Interpreter.objects.filter(name="py").exists()
+
+
+# Actions --------------------------------------------------------------------------------
+
+
+def run_action(client, model, action, objects, **data):
+    return client.post(
+        reverse(f"admin:django_remote_submission_{model}_changelist"),
+        {"action": action, "_selected_action": [obj.pk for obj in objects], **data},
+        follow=True,
+    )
+
+
+def messages_of(response):
+    return [str(message) for message in response.context["messages"]]
+
+
+@pytest.mark.ssh
+@pytest.mark.worker
+@pytest.mark.redis
+def test_submit_action_asks_then_runs_with_the_owners_login_when_blank(
+    openssh_target, celery_worker, transactional_db, client
+):
+    target = openssh_target
+    if not target.account.password:
+        from tests.conftest import unavailable
+
+        unavailable("the OpenSSH server offers no password login here")
+    admin_user = make_user("root-admin", is_staff=True, is_superuser=True)
+    client.force_login(admin_user)
+    owner = make_user(target.account.username)  # the owner's name is the remote login
+    job = target.job("print('ran as', __import__('getpass').getuser())", owner=owner)
+
+    page = run_action(client, "job", "submit_to_server", [job])
+    assert page.status_code == 200
+    assert b'name="password"' in page.content
+    assert b"Submit to Server" in page.content
+
+    response = run_action(
+        client,
+        "job",
+        "submit_to_server",
+        [job],
+        apply="1",
+        username="",
+        password=target.account.password,
+        log_policy="1",
+        remote="on",
+    )
+    assert "Successfully submitted 1 job." in messages_of(response)
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.is_finished:
+            break
+        time.sleep(0.2)
+    assert job.status == "success", job.error
+    assert job.logs.get().content == f"ran as {target.account.username}\n"
+    assert target.account.password.encode() not in response.content
+
+
+@pytest.mark.ssh
+def test_test_connection_reports_a_missing_interpreter(openssh_target, client):
+    target = openssh_target
+    client.force_login(make_user("admin2", is_staff=True, is_superuser=True))
+    target.server.interpreters.add(make_interpreter(name="ghost", path="/no/such/python -u"))
+    data = {"apply": "1", "username": target.account.username}
+    if target.account.password:
+        data["password"] = target.account.password
+    else:
+        from tests.conftest import unavailable
+
+        unavailable("the OpenSSH server offers no password login here")
+    response = run_action(client, "server", "test_connection", [target.server], **data)
+    [report] = messages_of(response)
+    assert "matches the pinned key" in report
+    assert f"Logged in as '{target.account.username}'" in report
+    assert "Interpreter python3" in report
+    assert "found" in report
+    assert "Interpreter ghost (/no/such/python -u) is MISSING." in report
+
+
+@pytest.mark.ssh
+def test_pin_host_key_action_shows_then_stores_the_key(openssh_target, client):
+    from django_remote_submission.transport.hostkeys import HostKey
+
+    target = openssh_target
+    client.force_login(make_user("admin3", is_staff=True, is_superuser=True))
+    server = target.server
+    server.host_key = ""
+    server.save()
+    page = run_action(client, "server", "pin_host_key", [server])
+    expected = HostKey.parse(target.account.host_key)
+    assert expected.fingerprint in page.content.decode()
+    server.refresh_from_db()
+    assert server.host_key == ""  # nothing pinned before the confirmation
+    response = run_action(
+        client, "server", "pin_host_key", [server], apply="1", **{f"key-{server.pk}": expected.line}
+    )
+    server.refresh_from_db()
+    assert HostKey.parse(server.host_key) == expected
+    assert any("pinned" in message for message in messages_of(response))
+
+
+def test_cancel_action(admin_client):
+    job = make_job(status="submitted")
+    done = make_job(status="success", server=job.server)
+    response = run_action(admin_client, "job", "cancel", [job, done])
+    assert "Asked 1 job to stop." in messages_of(response)
+    job.refresh_from_db()
+    assert job.cancel_requested_at is not None
+
+
+def test_resubmit_action_copies_the_job(admin_client, settings):
+    job = make_job(status="failure")
+    before = Job.objects.count()
+    page = run_action(admin_client, "job", "resubmit", [job])
+    assert page.status_code == 200
+    response = run_action(
+        admin_client, "job", "resubmit", [job], apply="1", log_policy="1", store_results="*.txt"
+    )
+    assert "Successfully submitted 1 job." in messages_of(response)
+    assert Job.objects.count() == before + 1
+    copy = Job.objects.latest("id")
+    assert (copy.program, copy.server_id, copy.owner_id) == (
+        job.program,
+        job.server_id,
+        job.owner_id,
+    )

@@ -156,16 +156,7 @@ class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
         """Run a copy of the job (same program, server and place) as a new job."""
         job = self.get_object()
         options = self._options(request)  # before the copy: a bad body leaves nothing behind
-        copy = Job.objects.create(
-            title=job.title,
-            program=job.program,
-            remote_directory=job.remote_directory,
-            remote_filename=job.remote_filename,
-            owner_id=job.owner_id,
-            server_id=job.server_id,
-            interpreter_id=job.interpreter_id,
-        )
-        return self._enqueue(copy, options)
+        return self._enqueue(job.duplicate(), options)
 
     @extend_schema(
         parameters=[
