@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from django_remote_submission.conf import conf
 from django_remote_submission.diagnostics import check_server
 from django_remote_submission.exceptions import RemoteSubmissionError
 from django_remote_submission.logstream import LogPolicy
@@ -293,6 +294,29 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         (_("Remote location"), {"fields": ("remote_directory", "remote_filename")}),
         (_("Outcome"), {"fields": RUNTIME_FIELDS}),
     )
+
+    #: Lines of the log shown on the job's page before the live ones.
+    log_tail = 200
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        if not str(object_id).isdigit():
+            return super().change_view(request, object_id, form_url, extra_context)
+        logs = Log.objects.filter(job_id=object_id).order_by("-id")
+        tail = list(logs[: self.log_tail])[::-1]
+        context = {
+            "logs": tail,
+            "since": tail[-1].pk if tail else 0,
+            "omitted": max(0, logs.count() - len(tail)) if len(tail) == self.log_tail else 0,
+            "socket": f"{conf.WEBSOCKET_PREFIX}job-log/{object_id}/",
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, context)
 
     def _submit(
         self, request: HttpRequest, queryset: QuerySet[Job], *, copy: bool

@@ -18,6 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "KEEPALIVE_INTERVAL": 30,
     "MAX_CONNECTIONS_PER_HOST": 4,
     "KILL_GRACE": 10.0,
+    "WEBSOCKET_PREFIX": "/ws/",
     "SECRET_KEY": None,
     "LOG_BATCH_LINES": 2000,
     "LOG_BATCH_SECONDS": 0.1,
@@ -64,6 +65,12 @@ class Settings:
     @property
     def KILL_GRACE(self) -> float:
         return float(_get("KILL_GRACE"))
+
+    @property
+    def WEBSOCKET_PREFIX(self) -> str:
+        """Where the project mounts websocket_urlpatterns, as the pages' scripts see it."""
+        value: str = _get("WEBSOCKET_PREFIX")
+        return value
 
     @property
     def SECRET_KEY(self) -> str | None:

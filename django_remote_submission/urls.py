@@ -3,6 +3,12 @@
 urlpatterns = [path("", include("django_remote_submission.urls"))]
 """
 
-from django_remote_submission.api.urls import urlpatterns
+from django.urls import path
 
-__all__ = ["urlpatterns"]
+from django_remote_submission.api.urls import urlpatterns as api_urlpatterns
+from django_remote_submission.views import JobUserStatusView
+
+urlpatterns = [
+    *api_urlpatterns,
+    path("job-user-status/", JobUserStatusView.as_view(), name="job-user-status"),
+]

@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from django_remote_submission.models import Interpreter, Job
+from django_remote_submission.models import Interpreter, Job, Log
 from tests.factories import make_interpreter, make_job, make_log, make_result, make_user
 
 pytestmark = pytest.mark.django_db
@@ -242,3 +242,32 @@ def test_resubmit_action_copies_the_job(admin_client, settings):
         job.server_id,
         job.owner_id,
     )
+
+
+def test_job_page_shows_the_log_tail_escaped_and_the_live_script(admin_client):
+    job = make_job()
+    for i in range(3):
+        make_log(job=job, content=f"line {i}\n")
+    last = make_log(job=job, content="<script>alert(1)</script>\n", stream="stderr")
+    page = admin_client.get(
+        reverse("admin:django_remote_submission_job_change", args=[job.pk])
+    ).content.decode()
+    assert "line 0" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert(1)</script>" not in page
+    assert f'data-since="{last.pk}"' in page
+    assert f'data-socket="/ws/job-log/{job.pk}/"' in page
+    assert "django_remote_submission/job-log.js" in page
+
+
+def test_job_page_tails_a_long_log(admin_client):
+    from django_remote_submission.admin import JobAdmin
+
+    job = make_job()
+    Log.objects.bulk_create([Log(job=job, content=f"{i}\n") for i in range(JobAdmin.log_tail + 50)])
+    page = admin_client.get(
+        reverse("admin:django_remote_submission_job_change", args=[job.pk])
+    ).content.decode()
+    assert "50 earlier lines are not shown." in page
+    assert '<div class="drs-line drs-stdout">49\n</div>' not in page
+    assert '<div class="drs-line drs-stdout">50\n</div>' in page

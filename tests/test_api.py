@@ -296,3 +296,35 @@ def test_resubmit_with_a_bad_body_leaves_no_copy_and_submit_twice_is_refused(wor
     assert Job.objects.count() == before
     Job.objects.filter(pk=job.pk).update(task_id="queued-task")
     assert client.post(f"/api/jobs/{job.pk}/submit/", {}, format="json").status_code == 409
+
+
+@pytest.mark.ssh
+@pytest.mark.worker
+@pytest.mark.redis
+def test_cancel_through_the_api_stops_a_running_job(
+    openssh_target, celery_worker, transactional_db
+):
+    import time
+
+    target = openssh_target
+    client = client_for(target.owner)
+    job = target.job(
+        "import time\nfor i in range(600):\n    print(i, flush=True)\n    time.sleep(0.1)\n"
+    )
+    assert (
+        client.post(f"/api/jobs/{job.pk}/submit/", target.submit_kwargs, format="json").status_code
+        == 202
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not job.logs.exists():
+        time.sleep(0.1)
+    assert client.get(f"/api/jobs/{job.pk}/").json()["status"] == "submitted"
+    assert client.post(f"/api/jobs/{job.pk}/cancel/").status_code == 202
+    while time.monotonic() < deadline:
+        state = client.get(f"/api/jobs/{job.pk}/").json()
+        if state["status"] != "submitted":
+            break
+        time.sleep(0.1)
+    assert (state["status"], state["error"]) == ("failure", "Canceled at the request of a user.")
+    job.refresh_from_db()
+    assert target.live_processes(job.remote_pgid) == []

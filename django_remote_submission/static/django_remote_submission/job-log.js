@@ -1,0 +1,76 @@
+// Live log of one job, for any element with data-drs-log (the admin's job page uses it).
+// Lines arrive over the job-log websocket after the id of the last line already shown;
+// after a drop the socket is opened again from the last id seen, so nothing is lost or
+// repeated. Text goes in with textContent only: a log line is never HTML.
+(function () {
+  "use strict";
+
+  function follow(box) {
+    var list = box.querySelector("[data-drs-lines]");
+    var state = box.querySelector("[data-drs-state]");
+    var since = parseInt(box.dataset.since || "0", 10);
+    var finished = box.dataset.finished === "true";
+    var stick = true;
+
+    list.addEventListener("scroll", function () {
+      // Follow the end until the reader scrolls up; resume when they come back down.
+      stick = list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
+    });
+
+    function show(text) {
+      if (state) {
+        state.textContent = text;
+      }
+    }
+
+    function append(frame) {
+      var line = document.createElement("div");
+      line.className = "drs-line drs-" + frame.stream;
+      line.textContent = frame.content;
+      list.appendChild(line);
+      if (frame.log_id) {
+        since = Math.max(since, frame.log_id);
+      }
+    }
+
+    function connect() {
+      var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+      var url = scheme + window.location.host + box.dataset.socket + "?batch=1&since=" + since;
+      var socket = new WebSocket(url);
+      socket.onmessage = function (message) {
+        var frame = JSON.parse(message.data);
+        var frames = Array.isArray(frame) ? frame : [frame];
+        frames.forEach(function (item) {
+          if (item.event === "log") {
+            append(item);
+          } else if (item.event === "status") {
+            finished = item.finished;
+            show(item.status + (item.error ? ": " + item.error : ""));
+          }
+        });
+        if (stick) {
+          list.scrollTop = list.scrollHeight;
+        }
+      };
+      socket.onclose = function (event) {
+        if (event.code >= 4400 && event.code < 4500) {
+          show("Live log refused (" + event.code + ").");
+        } else if (!finished) {
+          show("Reconnecting…");
+          window.setTimeout(connect, 1000);
+        }
+      };
+    }
+
+    if (stick) {
+      list.scrollTop = list.scrollHeight;
+    }
+    if (!finished) {
+      connect();
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-drs-log]").forEach(follow);
+  });
+})();

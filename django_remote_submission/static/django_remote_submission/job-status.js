@@ -1,0 +1,52 @@
+// Live status of a user's jobs, for a table with data-drs-status (job-user-status/).
+// Each status frame updates its job's row, or adds one at the top. Text goes in with
+// textContent only: a job title is never HTML.
+(function () {
+  "use strict";
+
+  function watch(table) {
+    var body = table.tBodies[0];
+
+    function cell(row, index, text) {
+      while (row.cells.length <= index) {
+        row.insertCell(-1);
+      }
+      row.cells[index].textContent = text;
+    }
+
+    function update(frame) {
+      var row = body.querySelector('tr[data-job="' + frame.job_id + '"]');
+      if (!row) {
+        row = body.insertRow(0);
+        row.dataset.job = String(frame.job_id);
+      }
+      row.className = "drs-status drs-" + frame.status;
+      cell(row, 0, String(frame.job_id));
+      cell(row, 1, frame.title);
+      cell(row, 2, frame.status);
+      cell(row, 3, frame.modified ? new Date(frame.modified).toLocaleString() : "");
+    }
+
+    function connect() {
+      var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+      var socket = new WebSocket(scheme + window.location.host + table.dataset.socket);
+      socket.onmessage = function (message) {
+        var frame = JSON.parse(message.data);
+        if (frame.event === "status") {
+          update(frame);
+        }
+      };
+      socket.onclose = function (event) {
+        if (event.code < 4400 || event.code >= 4500) {
+          window.setTimeout(connect, 1000);
+        }
+      };
+    }
+
+    connect();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-drs-status]").forEach(watch);
+  });
+})();
