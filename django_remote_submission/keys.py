@@ -15,13 +15,16 @@ DEFAULT_PUBLIC_KEYS = ("~/.ssh/id_ed25519.pub", "~/.ssh/id_ecdsa.pub", "~/.ssh/i
 # The key arrives on standard input, never in the command line (where `ps` would show
 # it). Lines are matched on the key's base64 blob, so the same key with another comment
 # or with options in front of it counts as present.
-_DEPLOY = r"""
+_READ_KEY = r"""
 umask 077
 key=$(cat)
 blob=$(printf '%s\n' "$key" | awk '{
   for (i = 1; i < NF; i++) if ($i ~ /^(ssh-|ecdsa-|sk-)/) { print $(i + 1); exit }
 }')
 [ -n "$blob" ] || { echo "not a public key" >&2; exit 2; }
+"""
+
+_DEPLOY = _READ_KEY + r"""
 mkdir -p "$HOME/.ssh" && chmod 700 "$HOME/.ssh" || exit 1
 file="$HOME/.ssh/authorized_keys"
 [ -e "$file" ] || : > "$file" || exit 1
@@ -31,13 +34,7 @@ if [ -s "$file" ] && [ -n "$(tail -c 1 "$file")" ]; then echo >> "$file"; fi
 printf '%s\n' "$key" >> "$file" && echo added
 """
 
-_REMOVE = r"""
-umask 077
-key=$(cat)
-blob=$(printf '%s\n' "$key" | awk '{
-  for (i = 1; i < NF; i++) if ($i ~ /^(ssh-|ecdsa-|sk-)/) { print $(i + 1); exit }
-}')
-[ -n "$blob" ] || { echo "not a public key" >&2; exit 2; }
+_REMOVE = _READ_KEY + r"""
 file="$HOME/.ssh/authorized_keys"
 [ -e "$file" ] || { echo absent; exit 0; }
 grep -qF -- "$blob" "$file" || { echo absent; exit 0; }
