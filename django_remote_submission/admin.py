@@ -1,4 +1,4 @@
-"""Admin pages for the five models (actions that run jobs come with the API issue)."""
+"""Admin pages for the five models, with actions that run, cancel and check (no logic here)."""
 
 from __future__ import annotations
 
@@ -65,6 +65,21 @@ class CredentialsForm(forms.Form):
         strip=False,
         widget=forms.PasswordInput(render_value=False),
         help_text=_("Used for this run only, never stored. Blank: the worker's SSH keys."),
+    )
+
+
+class ServerCredentialsForm(forms.Form):
+    username = forms.CharField(
+        required=False,
+        help_text=_(
+            "The SSH login. Blank: the server's default login, else this web server's user."
+        ),
+    )
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Used for this test only, never stored. Blank: this web server's SSH keys."),
     )
 
 
@@ -143,11 +158,11 @@ class ServerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_pinned_key(self, obj: Server) -> bool:
         return bool(obj.host_key)
 
-    @admin.action(description=_("Test connection"))
+    @admin.action(description=_("Test connection"), permissions=["change"])
     def test_connection(
         self, request: HttpRequest, queryset: QuerySet[Server]
     ) -> TemplateResponse | None:
-        form = CredentialsForm(request.POST if "apply" in request.POST else None)
+        form = ServerCredentialsForm(request.POST if "apply" in request.POST else None)
         if not form.is_valid():
             return _action_page(
                 self,
@@ -175,7 +190,7 @@ class ServerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             )
         return None
 
-    @admin.action(description=_("Pin host key"))
+    @admin.action(description=_("Pin host key"), permissions=["change"])
     def pin_host_key(
         self, request: HttpRequest, queryset: QuerySet[Server]
     ) -> TemplateResponse | None:
@@ -345,24 +360,27 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             target = job.duplicate() if copy else job
             submit_job_to_server.delay(job_pk=target.pk, **options)
             sent += 1
-        self.message_user(
-            request,
-            ngettext("Successfully submitted %d job.", "Successfully submitted %d jobs.", sent)
-            % sent,
-        )
+        if sent:
+            self.message_user(
+                request,
+                ngettext("Successfully submitted %d job.", "Successfully submitted %d jobs.", sent)
+                % sent,
+            )
+        else:
+            self.message_user(request, _("No job was submitted."), messages.WARNING)
         return None
 
-    @admin.action(description=_("Submit to server"))
+    @admin.action(description=_("Submit to server"), permissions=["change"])
     def submit_to_server(
         self, request: HttpRequest, queryset: QuerySet[Job]
     ) -> TemplateResponse | None:
         return self._submit(request, queryset, copy=False)
 
-    @admin.action(description=_("Run a copy (resubmit)"))
+    @admin.action(description=_("Run a copy (resubmit)"), permissions=["add"])
     def resubmit(self, request: HttpRequest, queryset: QuerySet[Job]) -> TemplateResponse | None:
         return self._submit(request, queryset, copy=True)
 
-    @admin.action(description=_("Cancel"))
+    @admin.action(description=_("Cancel"), permissions=["change"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         asked = sum(1 for job in queryset if cancel_job(job.pk))
         self.message_user(

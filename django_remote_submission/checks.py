@@ -98,6 +98,16 @@ def check_settings(
             )
         )
 
+    prefix = _value("WEBSOCKET_PREFIX")
+    if not isinstance(prefix, str) or not prefix.startswith("/") or not prefix.endswith("/"):
+        errors.append(
+            Error(
+                f"{PREFIX}WEBSOCKET_PREFIX is {prefix!r}; it must start and end with '/'.",
+                hint="Use the path where your ASGI application mounts websocket_urlpatterns, "
+                "e.g. '/ws/' for the app's own 'ws/job-log/...' routes at the root.",
+                id=ID.format("E005"),
+            )
+        )
     errors += _check_channel_layer()
     return errors
 

@@ -24,7 +24,9 @@ blob=$(printf '%s\n' "$key" | awk '{
 [ -n "$blob" ] || { echo "not a public key" >&2; exit 2; }
 """
 
-_DEPLOY = _READ_KEY + r"""
+_DEPLOY = (
+    _READ_KEY
+    + r"""
 mkdir -p "$HOME/.ssh" && chmod 700 "$HOME/.ssh" || exit 1
 file="$HOME/.ssh/authorized_keys"
 [ -e "$file" ] || : > "$file" || exit 1
@@ -33,8 +35,11 @@ if grep -qF -- "$blob" "$file"; then echo present; exit 0; fi
 if [ -s "$file" ] && [ -n "$(tail -c 1 "$file")" ]; then echo >> "$file"; fi
 printf '%s\n' "$key" >> "$file" && echo added
 """
+)
 
-_REMOVE = _READ_KEY + r"""
+_REMOVE = (
+    _READ_KEY
+    + r"""
 file="$HOME/.ssh/authorized_keys"
 [ -e "$file" ] || { echo absent; exit 0; }
 grep -qF -- "$blob" "$file" || { echo absent; exit 0; }
@@ -47,6 +52,7 @@ cat "$tmp" > "$file"; status=$?
 rm -f "$tmp"
 [ $status -eq 0 ] && echo removed
 """
+)
 
 
 def find_public_key(public_key_filename: str | os.PathLike[str] | None = None) -> str:

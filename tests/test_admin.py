@@ -271,3 +271,18 @@ def test_job_page_tails_a_long_log(admin_client):
     assert "50 earlier lines are not shown." in page
     assert '<div class="drs-line drs-stdout">49\n</div>' not in page
     assert '<div class="drs-line drs-stdout">50\n</div>' in page
+
+
+def test_actions_need_the_change_permission(client):
+    from django.contrib.auth.models import Permission
+
+    viewer = make_user("viewer", is_staff=True)
+    viewer.user_permissions.add(
+        Permission.objects.get(codename="view_job"), Permission.objects.get(codename="view_server")
+    )
+    client.force_login(viewer)
+    page = client.get(reverse("admin:django_remote_submission_job_changelist")).content.decode()
+    assert "submit_to_server" not in page
+    assert 'value="cancel"' not in page
+    page = client.get(reverse("admin:django_remote_submission_server_changelist")).content.decode()
+    assert "pin_host_key" not in page

@@ -116,3 +116,9 @@ def test_redis_channel_layer_without_hosts_uses_redis_py_defaults():
     with override_settings(CHANNEL_LAYERS=layers):
         expected = ["django_remote_submission.W002"] if default and default <= 5 else []
         assert ids(check_settings()) == expected
+
+
+@pytest.mark.parametrize("prefix", ["ws/", "/ws", "", 3])
+def test_the_websocket_prefix_must_be_a_path(prefix):
+    with override_settings(REMOTE_SUBMISSION_WEBSOCKET_PREFIX=prefix):
+        assert ids(check_settings()) == ["django_remote_submission.E005"]

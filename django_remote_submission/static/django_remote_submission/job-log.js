@@ -6,6 +6,10 @@
   "use strict";
 
   function follow(box) {
+    if (box.dataset.drsFollowing) {
+      return; // the script was included twice on this page
+    }
+    box.dataset.drsFollowing = "yes";
     var list = box.querySelector("[data-drs-lines]");
     var state = box.querySelector("[data-drs-state]");
     var since = parseInt(box.dataset.since || "0", 10);

@@ -5,6 +5,10 @@
   "use strict";
 
   function watch(table) {
+    if (table.dataset.drsWatching) {
+      return; // the script was included twice on this page
+    }
+    table.dataset.drsWatching = "yes";
     var body = table.tBodies[0];
 
     function cell(row, index, text) {
