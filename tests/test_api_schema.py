@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.factories import make_job, make_log, make_result, make_user
 
-EXAMPLES_PER_OPERATION = 5
+EXAMPLES_PER_OPERATION = 3
 
 
 @pytest.fixture
