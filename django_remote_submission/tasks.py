@@ -211,13 +211,7 @@ def copy_job_to_server(
 
 
 def _key_transport(
-    username: str,
-    password: str | None,
-    hostname: str,
-    port: int,
-    remote: bool,
-    passphrase: str | None = None,
-    key_filename: str | None = None,
+    username: str, password: str | None, hostname: str, port: int, remote: bool
 ) -> Transport:
     if not remote:
         return LocalTransport()
@@ -233,8 +227,6 @@ def _key_transport(
         port,
         username,
         password=password,
-        passphrase=passphrase,
-        key_filename=key_filename,
         # The key pinned on the Server for this host, when the servers agree on one.
         host_key=keys[0] if len(keys) == 1 else None,
     )
