@@ -7,6 +7,8 @@ client can act on: 4401 not logged in, 4403 not yours, 4404 no such job, 4400 ba
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -16,10 +18,16 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django_remote_submission import events
 from django_remote_submission.models import Job, Log
 
+logger = logging.getLogger(__name__)
+
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+#: The server's trouble, not the client's: open the socket again in a moment.
+CLOSE_TRY_AGAIN = 1011
+#: Seconds the channel layer has to let a socket join its group.
+JOIN_TIMEOUT = 5.0
 
 #: Jobs sent to a status socket when it connects (2.x sent the latest 10).
 LATEST_JOBS = 10
@@ -50,9 +58,19 @@ class _Consumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return None
         return user
 
-    async def _join(self, group: str) -> None:
+    async def _join(self, group: str) -> bool:
+        """Join the group, or close with 1011 (a client should open the socket again) if
+        the channel layer does not answer in time, e.g. just after Redis restarted."""
+        try:
+            await asyncio.wait_for(
+                self.channel_layer.group_add(group, self.channel_name), JOIN_TIMEOUT
+            )
+        except Exception:
+            logger.warning("Could not join %s; closing the socket with 1011", group, exc_info=True)
+            await self.close(code=CLOSE_TRY_AGAIN)
+            return False
         self.group = group
-        await self.channel_layer.group_add(group, self.channel_name)
+        return True
 
     async def disconnect(self, code: int) -> None:
         if self.group is not None:
@@ -72,7 +90,8 @@ class JobUserConsumer(_Consumer):
         user = await self._authenticated()
         if user is None:
             return
-        await self._join(events.user_group(user.pk))
+        if not await self._join(events.user_group(user.pk)):
+            return
         for payload in await self._latest(user.pk):
             await self.send_json(payload)
         await self.send_json({"event": events.HISTORY_COMPLETE})
@@ -114,7 +133,8 @@ class JobLogConsumer(_Consumer):
             return
         # Join before reading history: nothing published meanwhile is missed, and the
         # cursor drops what history already sent.
-        await self._join(events.job_group(self.job_pk))
+        if not await self._join(events.job_group(self.job_pk)):
+            return
         await self._send_stored()
         await self.send_json(
             {

@@ -319,3 +319,20 @@ def test_the_last_rows_come_before_finished_even_if_their_event_was_lost():
         await socket.disconnect()
 
     run(body)
+
+
+def test_a_channel_layer_that_cannot_take_the_socket_closes_it_with_1011(monkeypatch):
+    from channels.layers import InMemoryChannelLayer
+
+    async def refuse(self, group, channel):
+        raise ConnectionError("the channel layer is down")
+
+    monkeypatch.setattr(InMemoryChannelLayer, "group_add", refuse)
+    job = make_job()
+
+    async def body():
+        for path in (f"/ws/job-log/{job.pk}/", "/ws/job-user/"):
+            socket = await connect(path, job.owner)
+            assert await closed_with(socket) == 1011
+
+    run(body)

@@ -179,7 +179,7 @@ def test_redis_stopped_while_a_job_runs(openssh_target, job_and_cookie, tmp_path
         last = log_rows(before)[-1]["log_id"]
         path = f"/ws/job-log/{job.pk}/?since={last}"
         broken = []
-        for _attempt in range(5):
+        for _attempt in range(10):
             # As a browser does: a socket that the restart broke (1011) is opened again.
             try:
                 after = run(read_frames(stack, path, cookie, finished))
