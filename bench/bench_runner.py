@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import prepare
+from common import prepare, start_server
 
 WORK = prepare("runner")
 
@@ -27,8 +27,6 @@ from django_remote_submission.models import Job, Log  # noqa: E402
 from django_remote_submission.results import collect  # noqa: E402
 from django_remote_submission.runner import RunOptions, remote_directory, run_job  # noqa: E402
 from tests.conftest import ssh_transport  # noqa: E402
-from tests.factories import make_interpreter, make_server, make_user  # noqa: E402
-from tests.sshd import OpenSSHServer  # noqa: E402
 
 LINES_PROGRAM = (
     "import sys\nw = sys.stdout.write\n"
@@ -51,10 +49,7 @@ def children_cpu() -> float:
 
 class Bench:
     def __init__(self) -> None:
-        self.sshd = OpenSSHServer(WORK / "sshd")
-        self.account = self.sshd.start()
-        if not self.account.password:
-            sys.exit("make bench needs root: the private sshd logs in its own test account")
+        self.sshd, self.account, self.owner, self.server, self.interpreter = start_server(WORK)
         known = WORK / "known_hosts"
         known.write_text(self.account.known_hosts_line + "\n")
         self.ssh = [
@@ -66,14 +61,6 @@ class Bench:
             "scp", "-q", "-P", str(self.account.port), "-i", str(self.account.key_filename),
             "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={known}",
         ]  # fmt: skip
-        self.owner = make_user("bench")
-        self.interpreter = make_interpreter(name="python3", path="/usr/bin/python3 -u")
-        self.server = make_server(
-            interpreters=[self.interpreter],
-            hostname="127.0.0.1",
-            port=self.account.port,
-            host_key=self.account.host_key,
-        )
         self.directory = f"{self.account.remote_directory}/bench"
         self.rows: list[tuple[str, str, str, str]] = []
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import prepare
+from common import prepare, start_server
 
 WORK = prepare("ws")
 
@@ -28,9 +28,7 @@ from django.test import Client  # noqa: E402
 from django_remote_submission.models import Job  # noqa: E402
 from django_remote_submission.tasks import submit_job_to_server  # noqa: E402
 from django_remote_submission.testing import RedisServer  # noqa: E402
-from tests.factories import make_interpreter, make_server, make_user  # noqa: E402
 from tests.live import LiveStack  # noqa: E402
-from tests.sshd import OpenSSHServer  # noqa: E402
 
 QUIET = """
 import time
@@ -59,21 +57,9 @@ def percentiles(delays: list[float]) -> str:
 
 class Bench:
     def __init__(self) -> None:
-        self.sshd = OpenSSHServer(WORK / "sshd")
-        self.account = self.sshd.start()
-        if not self.account.password:
-            sys.exit("make bench needs root: the private sshd logs in its own test account")
+        self.sshd, self.account, self.owner, self.server, self.interpreter = start_server(WORK)
         self.redis = RedisServer().start()
         self.stack = LiveStack(self.redis.url, WORK / "stack").start()
-        self.owner = make_user("bench")
-        interpreter = make_interpreter(name="python3", path="/usr/bin/python3 -u")
-        self.server = make_server(
-            interpreters=[interpreter],
-            hostname="127.0.0.1",
-            port=self.account.port,
-            host_key=self.account.host_key,
-        )
-        self.interpreter = interpreter
         client = Client()
         client.force_login(self.owner)
         self.cookie = f"sessionid={client.cookies['sessionid'].value}"

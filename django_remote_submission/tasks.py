@@ -196,17 +196,18 @@ def copy_job_to_server(
     """Upload the job's program without running it (``timeout``, ``log_policy`` and
     ``store_results`` are accepted and ignored, as in 2.x); returns ``{}``."""
     job = _load(job_pk)
-    copy_job(
-        job,
-        RunOptions(
-            username=username or None,
-            password=password,
-            key_filename=public_key_filename,
-            passphrase=passphrase,
-            remote=remote,
-            task_id=self.request.id or "",
-        ),
+    options = _options(
+        self,
+        password=password,
+        public_key_filename=public_key_filename,
+        username=username,
+        timeout=None,
+        log_policy=LogPolicy.LOG_LIVE,
+        store_results=None,
+        remote=remote,
+        passphrase=passphrase,
     )
+    copy_job(job, options)
     return {}
 
 
