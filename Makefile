@@ -12,6 +12,7 @@ VENV := $(CURDIR)/.venv
 endif
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.drs-installed
+DEMO_STAMP := $(VENV)/.drs-demo-installed
 
 PYTEST_ARGS ?=
 
@@ -27,7 +28,13 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml requirements_test.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements_test.txt
-	@touch $(STAMP)
+	@touch $(STAMP) $(DEMO_STAMP)
+
+# The demo needs less than the tests: the app, its embedded servers, the example's needs.
+$(DEMO_STAMP): $(BIN)/python pyproject.toml example/requirements.txt
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[testing]' -r example/requirements.txt
+	@touch $(DEMO_STAMP)
 
 install: $(STAMP) ## Create .venv (unless a virtualenv is active) and install the app and test tools
 
@@ -53,10 +60,10 @@ dist: $(STAMP) ## Build the sdist and the wheel into dist/
 bench: $(STAMP) ## Run the benchmarks in bench/ (as root: they start a private sshd)
 	@for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
-demo: ## Run the demo site (not there yet: it comes with the example project)
-	@echo "The one-command demo is not built yet; it arrives with the example project (issue 7)."
-	@echo "Until then, 'make test' shows the app working against real SSH servers and Redis."
-	@exit 1
+DEMO_ARGS ?=
+
+demo: $(DEMO_STAMP) ## Run the example site on embedded Redis and SSH servers (Ctrl-C stops it)
+	cd $(CURDIR)/example && exec $(BIN)/python demo.py $(DEMO_ARGS)
 
 clean: ## Remove build output and caches (keeps .venv)
 	rm -rf build dist docs/_build .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -13,7 +13,6 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from django_remote_submission.conf import conf
 from django_remote_submission.diagnostics import check_server
 from django_remote_submission.exceptions import RemoteSubmissionError
 from django_remote_submission.logstream import LogPolicy
@@ -21,6 +20,7 @@ from django_remote_submission.models import Interpreter, Job, Log, Result, Serve
 from django_remote_submission.tasks import cancel_job, submit_job_to_server
 from django_remote_submission.transport.hostkeys import HostKey
 from django_remote_submission.transport.ssh import fetch_host_key
+from django_remote_submission.views import log_context
 
 ACTION_TEMPLATE = "admin/django_remote_submission/action_form.html"
 
@@ -322,15 +322,7 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ) -> Any:
         if not str(object_id).isdigit():
             return super().change_view(request, object_id, form_url, extra_context)
-        logs = Log.objects.filter(job_id=object_id).order_by("-id")
-        tail = list(logs[: self.log_tail])[::-1]
-        context = {
-            "logs": tail,
-            "since": tail[-1].pk if tail else 0,
-            "omitted": max(0, logs.count() - len(tail)) if len(tail) == self.log_tail else 0,
-            "socket": f"{conf.WEBSOCKET_PREFIX}job-log/{object_id}/",
-            **(extra_context or {}),
-        }
+        context = {**log_context(int(object_id), tail=self.log_tail), **(extra_context or {})}
         return super().change_view(request, object_id, form_url, context)
 
     def _submit(

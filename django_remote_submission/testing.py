@@ -337,6 +337,9 @@ class RedisServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Not in the caller's process group: a Ctrl-C in a terminal must not stop Redis
+            # before the processes that still use it have stopped.
+            start_new_session=True,
         )
         try:
             _wait_for_port("127.0.0.1", self.port, 30, "Redis")

@@ -2,6 +2,8 @@
 // Lines arrive over the job-log websocket after the id of the last line already shown;
 // after a drop the socket is opened again from the last id seen, so nothing is lost or
 // repeated. Text goes in with textContent only: a log line is never HTML.
+// Each status frame is also dispatched on the box as a "drs:status" event (the frame in
+// event.detail), for a page that shows more than the log.
 (function () {
   "use strict";
 
@@ -50,6 +52,7 @@
           } else if (item.event === "status") {
             finished = item.finished;
             show(item.status + (item.error ? ": " + item.error : ""));
+            box.dispatchEvent(new CustomEvent("drs:status", { detail: item, bubbles: true }));
           }
         });
         if (stick) {

@@ -1,6 +1,7 @@
 // Live status of a user's jobs, for a table with data-drs-status (job-user-status/).
 // Each status frame updates its job's row, or adds one at the top. Text goes in with
-// textContent only: a job title is never HTML.
+// textContent only: a job title is never HTML. With data-link="/logs/{id}/" on the table,
+// each title links to that address, {id} replaced by the job's id.
 (function () {
   "use strict";
 
@@ -27,6 +28,12 @@
       row.className = "drs-status drs-" + frame.status;
       cell(row, 0, String(frame.job_id));
       cell(row, 1, frame.title);
+      if (table.dataset.link) {
+        var link = document.createElement("a");
+        link.href = table.dataset.link.replace("{id}", String(frame.job_id));
+        link.textContent = frame.title;
+        row.cells[1].replaceChildren(link);
+      }
       cell(row, 2, frame.status);
       cell(row, 3, frame.modified ? new Date(frame.modified).toLocaleString() : "");
     }

@@ -1,0 +1,9 @@
+"""WSGI entry point (admin and REST API only: live pages need the ASGI application)."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "server.settings")
+
+application = get_wsgi_application()

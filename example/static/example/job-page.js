@@ -1,0 +1,76 @@
+// The job page of /logs/<pk>/: the log itself is django_remote_submission's job-log.js;
+// this keeps the rest of the page live from its "drs:status" events. When the job ends,
+// the cancel button goes and the results are read from the REST API. Text goes in with
+// textContent only: no file name or error message is ever HTML.
+(function () {
+  "use strict";
+
+  function fetchAll(url, rows) {
+    return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) {
+          throw new Error("results: HTTP " + response.status);
+        }
+        return response.json();
+      })
+      .then(function (page) {
+        rows = rows.concat(page.results);
+        return page.next ? fetchAll(page.next, rows) : rows;
+      });
+  }
+
+  function showResults(list) {
+    fetchAll(list.dataset.api, []).then(function (results) {
+      results.sort(function (a, b) {
+        return a.remote_filename < b.remote_filename ? -1 : 1;
+      });
+      var items = results.map(function (result) {
+        var item = document.createElement("li");
+        var link = document.createElement("a");
+        link.href = result.local_file;
+        link.setAttribute("download", "");
+        link.textContent = result.remote_filename;
+        item.appendChild(link);
+        return item;
+      });
+      if (!items.length) {
+        var none = document.createElement("li");
+        none.className = "empty";
+        none.textContent = "No files came back.";
+        items.push(none);
+      }
+      list.replaceChildren.apply(list, items);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var job = document.getElementById("job");
+    if (!job) {
+      return;
+    }
+    var badge = document.getElementById("job-status");
+    var error = document.getElementById("job-error");
+    var exitCode = document.getElementById("job-exit-code");
+    var cancel = document.getElementById("cancel-form");
+    var results = document.getElementById("results");
+    var finished = job.dataset.finished === "true";
+
+    document.addEventListener("drs:status", function (event) {
+      var frame = event.detail;
+      badge.textContent = frame.status;
+      badge.className = "badge drs-" + frame.status;
+      if (frame.exit_code !== undefined && frame.exit_code !== null) {
+        exitCode.textContent = String(frame.exit_code);
+      }
+      if (frame.error) {
+        error.textContent = frame.error;
+        error.hidden = false;
+      }
+      if (frame.finished && !finished) {
+        finished = true;
+        cancel.hidden = true;
+        showResults(results);
+      }
+    });
+  });
+})();
