@@ -92,7 +92,8 @@ class DemoRun:
     def output(self) -> str:
         return self.output_path.read_text(errors="replace") if self.output_path.exists() else ""
 
-    def start(self, timeout: float = START_TIMEOUT) -> DemoRun:
+    def environment(self) -> dict[str, str]:
+        """The caller's environment without what would point the demo elsewhere."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN)}
         env = {k: v for k, v in env.items() if not k.startswith("EXAMPLE_")}
         env.update(
@@ -101,6 +102,23 @@ class DemoRun:
             PYTHONDONTWRITEBYTECODE="1",
             **self.extra_env,
         )
+        return env
+
+    def manage(self, *arguments: str) -> str:
+        """`python manage.py ...` in example/, on the demo's database and settings."""
+        done = subprocess.run(
+            [sys.executable, "manage.py", *arguments],
+            cwd=ROOT / "example",
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise DemoCheckError(f"manage.py {' '.join(arguments)}: {done.stderr[-2000:]}")
+        return done.stdout
+
+    def start(self, timeout: float = START_TIMEOUT) -> DemoRun:
+        env = self.environment()
         self.var_dir.mkdir(parents=True, exist_ok=True)
         with self.output_path.open("wb") as out:
             self.process = subprocess.Popen(

@@ -5,6 +5,17 @@
 (function () {
   "use strict";
 
+  function formatSize(bytes) {
+    var units = ["bytes", "KB", "MB", "GB", "TB"];
+    var value = bytes;
+    var unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+      value /= 1024;
+      unit += 1;
+    }
+    return (unit ? value.toFixed(1) : String(value)) + " " + units[unit];
+  }
+
   function fetchAll(url, rows) {
     return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (response) {
@@ -30,7 +41,10 @@
         link.href = result.local_file;
         link.setAttribute("download", "");
         link.textContent = result.remote_filename;
-        item.appendChild(link);
+        var size = document.createElement("span");
+        size.className = "size";
+        size.textContent = formatSize(result.size);
+        item.append(link, " ", size);
         return item;
       });
       if (!items.length) {

@@ -1,0 +1,268 @@
+"""The example's pages in a real headless Chromium, driven by Playwright.
+
+The site is the example project as `make demo` runs it (daphne, a Celery worker), pointed
+at the suite's Redis and at the private OpenSSH sshd. Screenshots of the job list and the
+job page are kept in test-artifacts/screenshots/ (DRS_ARTIFACTS_DIR moves them).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import unavailable
+from tests.demo_check import ROOT, DemoRun
+from tests.sshd import SSHAccount
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(os.environ.get("DRS_ARTIFACTS_DIR") or ROOT / "test-artifacts") / "screenshots"
+#: How long a page may take to show what the sample job does in about 10 s.
+JOB_TIMEOUT_MS = 90_000
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def site(
+    openssh_account: SSHAccount, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DemoRun]:
+    """The example site, its jobs running on the private sshd as its test account."""
+    assert openssh_account.key_filename is not None
+    tag = uuid.uuid4().hex[:10]
+    demo = DemoRun(
+        var_dir=tmp_path_factory.mktemp("browser") / "var",
+        env={
+            "VIRTUAL_ENV": sys.prefix,
+            "REDIS_URL": redis_url,
+            "EXAMPLE_CELERY_QUEUE": f"drs-browser-{tag}",
+            "EXAMPLE_CHANNEL_PREFIX": f"drs-browser-{tag}",
+            "EXAMPLE_SERVER_HOSTNAME": openssh_account.hostname,
+            "EXAMPLE_SERVER_PORT": str(openssh_account.port),
+            "EXAMPLE_SERVER_HOST_KEY": openssh_account.host_key or "",
+            "EXAMPLE_REMOTE_USER": openssh_account.username,
+            "EXAMPLE_REMOTE_KEY_FILENAME": str(openssh_account.key_filename),
+            "EXAMPLE_REMOTE_DIRECTORY": openssh_account.remote_directory,
+            "EXAMPLE_PYTHON_PATH": openssh_account.python,
+        },
+    )
+    try:
+        demo.start()
+        yield demo
+        demo.interrupt()
+        assert demo.leftovers() == []
+    except BaseException:
+        print(demo.output())
+        for name in ("web", "worker"):
+            log = demo.var_dir / "logs" / f"{name}.log"
+            if log.exists():
+                print(f"--- {name}.log ---\n{log.read_text(errors='replace')[-4000:]}")
+        raise
+    finally:
+        demo.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        unavailable(f"no {CHROMIUM}: apt-get install chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        unavailable(f"playwright is not installed: {exc}")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def log_in(browser: Any, site: DemoRun, username: str, password: str) -> Any:
+    context = browser.new_context(viewport={"width": 1100, "height": 800}, accept_downloads=True)
+    page = context.new_page()
+    page.goto(f"{site.url}/example/")
+    assert "/accounts/login/" in page.url
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{site.url}/example/")
+    return context
+
+
+def screenshot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def mark_loaded(page: Any) -> None:
+    """A marker that a reload would wipe out."""
+    page.evaluate("window.drsNotReloaded = true")
+
+
+def assert_not_reloaded(page: Any) -> None:
+    assert page.evaluate("window.drsNotReloaded === true"), "the page was reloaded"
+
+
+def make_user(site: DemoRun, username: str, password: str) -> None:
+    """A plain user of the site (not staff), made with manage.py as an operator would."""
+    site.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model; "
+        f"get_user_model().objects.create_user({username!r}, password={password!r})",
+    )
+
+
+def test_sample_job_live_in_the_list_and_on_its_page(browser: Any, site: DemoRun) -> None:
+    from playwright.sync_api import expect
+
+    context = log_in(browser, site, site.username, site.password)
+    listing = context.pages[0]
+    listing.click("#create-test-job")
+    listing.wait_for_url(f"{site.url}/example/")
+    expect(listing.locator(".message")).to_contain_text("is submitted")
+    row = listing.locator("#jobs tbody tr[data-job]").first
+    job_id = row.get_attribute("data-job")
+    assert job_id is not None
+    mark_loaded(listing)
+
+    # The job page, opened while the job runs: lines arrive without a reload.
+    page = context.new_page()
+    page.goto(f"{site.url}/logs/{job_id}/")
+    mark_loaded(page)
+    lines = page.locator("[data-drs-lines] .drs-line")
+    shown_at_load = lines.count()
+    expect(page.locator("#job-status")).not_to_have_text("success")
+    expect(lines.filter(has_text="Line 10 of 10")).to_have_count(1, timeout=JOB_TIMEOUT_MS)
+    assert lines.count() > shown_at_load
+    expect(page.locator("#job-status")).to_have_text("success", timeout=JOB_TIMEOUT_MS)
+    expect(lines.last).to_have_text("Done: wrote 10 text files and summary.csv")
+    # stdout and stderr look different, and each line is there once.
+    stderr = page.locator("[data-drs-lines] .drs-line.drs-stderr")
+    expect(stderr).to_have_count(2)
+    expect(stderr.first).to_contain_text("checkpoint 5")
+    assert stderr.first.evaluate("e => getComputedStyle(e).color") != lines.first.evaluate(
+        "e => getComputedStyle(e).color"
+    )
+    expect(lines.filter(has_text="Line 3 of 10")).to_have_count(1)
+    # The results arrive when the job ends; the cancel button goes.
+    results = page.locator("#results a")
+    expect(results).to_have_count(11, timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("#cancel-form")).to_be_hidden()
+    assert_not_reloaded(page)
+    screenshot(page, "job-log")
+
+    with page.expect_download() as download_info:
+        page.locator("#results a", has_text="summary.csv").click()
+    download = download_info.value
+    assert download.suggested_filename == "summary.csv"
+    content = Path(download.path()).read_text()
+    assert content.splitlines()[:3] == ["line,square", "1,1", "2,4"]
+
+    # Meanwhile the list followed the job to success on its own.
+    expect(listing.locator(f'#jobs tr[data-job="{job_id}"] td').nth(2)).to_have_text(
+        "success", timeout=JOB_TIMEOUT_MS
+    )
+    assert_not_reloaded(listing)
+    listing.bring_to_front()
+    screenshot(listing, "job-list")
+    context.close()
+
+
+def test_another_user_cannot_open_the_job_page(browser: Any, site: DemoRun) -> None:
+    owner = log_in(browser, site, site.username, site.password)
+    page = owner.pages[0]
+    page.click("#create-test-job")
+    page.wait_for_url(f"{site.url}/example/")
+    job_id = page.locator("#jobs tbody tr[data-job]").first.get_attribute("data-job")
+    owner.close()
+
+    password = secrets.token_urlsafe(12)
+    make_user(site, "intruder", password)
+    intruder = log_in(browser, site, "intruder", password)
+    page = intruder.pages[0]
+    response = page.goto(f"{site.url}/logs/{job_id}/")
+    assert response is not None
+    assert response.status == 404
+    page.goto(f"{site.url}/example/")
+    assert page.locator(f'#jobs tr[data-job="{job_id}"]').count() == 0
+    response = page.goto(f"{site.url}/api/jobs/{job_id}/")
+    assert response is not None
+    assert response.status == 404
+    intruder.close()
+
+
+def test_new_job_form_escapes_titles_and_log_lines(browser: Any, site: DemoRun) -> None:
+    from playwright.sync_api import expect
+
+    context = log_in(browser, site, site.username, site.password)
+    page = context.pages[0]
+    page.goto(f"{site.url}/jobs/new/")
+    # The form comes filled in with the sample and the example server's place.
+    assert "Line {i} of 10" in page.input_value("#id_program")
+    title = '<img src=x onerror="window.pwned=1">'
+    page.fill("#id_title", title)
+    page.fill("#id_program", "print('<b>not bold</b>')\n")
+    page.click("#new-job-form button[type=submit]")
+    page.wait_for_url(re.compile(r".*/logs/\d+/$"))
+    line = page.locator("[data-drs-lines] .drs-line", has_text="<b>not bold</b>")
+    expect(line).to_have_count(1, timeout=JOB_TIMEOUT_MS)
+    assert page.locator("[data-drs-lines] b").count() == 0
+    expect(page.locator("h1")).to_contain_text(title)
+    page.goto(f"{site.url}/example/")
+    expect(page.locator("#jobs a", has_text=title)).to_have_count(1)
+    assert page.evaluate("window.pwned === undefined")
+    assert page.locator("#jobs img").count() == 0
+    context.close()
+
+
+def test_cancel_button_stops_a_running_job(browser: Any, site: DemoRun) -> None:
+    from playwright.sync_api import expect
+
+    context = log_in(browser, site, site.username, site.password)
+    page = context.pages[0]
+    page.goto(f"{site.url}/jobs/new/")
+    page.fill("#id_title", "A long job")
+    page.fill(
+        "#id_program",
+        "import time\n"
+        "for i in range(600):\n"
+        "    print('tick', i, flush=True)\n"
+        "    time.sleep(0.2)\n",
+    )
+    page.click("#new-job-form button[type=submit]")
+    page.wait_for_url(re.compile(r".*/logs/\d+/$"))
+    expect(page.locator("[data-drs-lines] .drs-line", has_text="tick 3")).to_have_count(
+        1, timeout=JOB_TIMEOUT_MS
+    )
+
+    # Scrolled up, the reader stays where they are while lines keep coming.
+    box = page.locator("[data-drs-lines]")
+    expect(box.locator(".drs-line", has_text="tick 60")).to_have_count(1, timeout=JOB_TIMEOUT_MS)
+    box.evaluate("e => { e.scrollTop = 0; e.dispatchEvent(new Event('scroll')); }")
+    count = box.locator(".drs-line").count()
+    expect(box.locator(".drs-line")).not_to_have_count(count, timeout=JOB_TIMEOUT_MS)
+    assert box.evaluate("e => e.scrollTop") == 0
+
+    page.click("#cancel-job")
+    expect(page.locator("#job-status")).to_have_text("failure", timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("#job-error")).to_contain_text("anceled")
+    context.close()
