@@ -1,8 +1,10 @@
 """The runner against real servers: this host (remote=False), OpenSSH, embedded (, .env)."""
 
+import os
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from django.test import override_settings
@@ -237,6 +239,27 @@ def test_untouched_old_files_do_not_come_back(target):
     job = target.job("open('changed.txt', 'w').write('changed by the job')\nopen('new.txt', 'w')")
     results = submit(target, job)
     assert result_names(results) == ["changed.txt", "new.txt"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making another user's file needs root")
+def test_another_users_file_changed_during_the_job_is_not_a_result(target):
+    """A shared directory such as /tmp holds other users' files: not this job's results."""
+    job = target.job("import time\nopen('mine.txt', 'w').write('mine')\ntime.sleep(1.5)")
+
+    def another_user_writes() -> None:
+        time.sleep(0.5)
+        other = Path(target.directory) / "theirs.txt"
+        other.write_text("not yours")
+        os.chown(other, 65534, 65534)  # nobody
+
+    writer = threading.Thread(target=another_user_writes)
+    writer.start()
+    try:
+        results = submit(target, job)
+    finally:
+        writer.join()
+    assert (Path(target.directory) / "theirs.txt").exists()
+    assert result_names(results) == ["mine.txt"]
 
 
 def test_an_oversized_file_is_skipped_and_reported(target):

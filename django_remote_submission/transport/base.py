@@ -184,7 +184,9 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     def list_tree(self, path: str) -> list[RemoteFile]:
-        """Every regular file under ``path``, in subdirectories too; [] if it is missing."""
+        """Every regular file under ``path`` that the login owns, in subdirectories too;
+        [] if ``path`` is missing. Other users' files are left out: in a shared directory
+        they are not the job's, even when they changed while it ran."""
 
     # Shared operations ---------------------------------------------------------------
 

@@ -122,6 +122,7 @@ class LocalTransport(Transport):
 
     def list_tree(self, path: str) -> list[RemoteFile]:
         root = self._path(path)
+        owner = os.getuid()  # only this user's files, as over SSH
         found: list[RemoteFile] = []
         for directory, _, names in os.walk(root):
             for name in names:
@@ -130,7 +131,7 @@ class LocalTransport(Transport):
                     info = full.lstat()
                 except FileNotFoundError:
                     continue  # removed while we looked
-                if full.is_file() and not full.is_symlink():
+                if full.is_file() and not full.is_symlink() and info.st_uid == owner:
                     relative = full.relative_to(root).as_posix()
                     found.append(RemoteFile(relative, info.st_size, info.st_mtime))
         return sorted(found, key=lambda f: f.path)

@@ -15,6 +15,7 @@ import logging
 import os
 import select
 import socket
+import shlex
 import stat
 import threading
 import time
@@ -43,6 +44,8 @@ from django_remote_submission.transport.base import (
 )
 from django_remote_submission.transport.hostkeys import HostKey, known_hosts_name
 
+#: find's output for list_tree: relative path, size, mtime, each ended by a NUL.
+_FIND_PRINTF = "-printf " + shlex.quote("%P\\0%s\\0%T@\\0")
 logger = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
@@ -585,7 +588,9 @@ class SSHTransport(Transport):
         # GNU find answers in one round trip and with sub-second modification times,
         # which tell a file rewritten within the same second apart; SFTP has whole
         # seconds only, and a request per directory. It is the fallback.
-        result = self.run(["find", path, "-type", "f", "-printf", "%P\\0%s\\0%T@\\0"])
+        # Only the login's own files: a shared directory (/tmp) also holds other users'
+        # files, changed while the job ran, that are none of this job's business.
+        result = self.run_shell(f'find {shlex.quote(path)} -type f -uid "$(id -u)" {_FIND_PRINTF}')
         fields = result.stdout.split(b"\0")
         if result.stdout and len(fields) % 3 == 1 and fields[-1] == b"":
             found = [
@@ -603,6 +608,7 @@ class SSHTransport(Transport):
         found: list[RemoteFile] = []
         pending = [""]
         try:
+            owner = self.sftp.stat(".").st_uid  # the login's home directory is its own
             while pending:
                 relative = pending.pop()
                 directory = f"{path.rstrip('/')}/{relative}" if relative else path
@@ -617,7 +623,7 @@ class SSHTransport(Transport):
                     mode = entry.st_mode or 0
                     if stat.S_ISDIR(mode):
                         pending.append(name)
-                    elif stat.S_ISREG(mode):
+                    elif stat.S_ISREG(mode) and entry.st_uid == owner:
                         found.append(
                             RemoteFile(name, entry.st_size or 0, float(entry.st_mtime or 0))
                         )
