@@ -13,6 +13,7 @@ import http.cookiejar
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -28,6 +29,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 #: Variables that would point the demo somewhere other than its embedded defaults.
 FOREIGN = ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE", "DEMO_PORT", "PYTEST_")
+#: The README's first command.
+COMMAND = "make demo"
 #: `make demo` on a fresh clone installs everything first.
 START_TIMEOUT = 900
 
@@ -122,7 +125,7 @@ class DemoRun:
         self.var_dir.mkdir(parents=True, exist_ok=True)
         with self.output_path.open("wb") as out:
             self.process = subprocess.Popen(
-                ["make", "--no-print-directory", "demo", f"DEMO_ARGS=--port {self.port}"],
+                [*shlex.split(COMMAND), f"DEMO_ARGS=--port {self.port}"],
                 cwd=ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,
