@@ -254,13 +254,23 @@ def test_cancel_button_stops_a_running_job(browser: Any, site: DemoRun) -> None:
         1, timeout=JOB_TIMEOUT_MS
     )
 
-    # Scrolled up, the reader stays where they are while lines keep coming.
+    # The log follows its end while lines come in...
     box = page.locator("[data-drs-lines]")
+    at_end = (
+        "e => e.scrollHeight > e.clientHeight && e.scrollTop + e.clientHeight >= e.scrollHeight - 4"
+    )
     expect(box.locator(".drs-line", has_text="tick 60")).to_have_count(1, timeout=JOB_TIMEOUT_MS)
+    assert box.evaluate(at_end)
+    # ...stays where the reader is once they scroll up...
     box.evaluate("e => { e.scrollTop = 0; e.dispatchEvent(new Event('scroll')); }")
     count = box.locator(".drs-line").count()
     expect(box.locator(".drs-line")).not_to_have_count(count, timeout=JOB_TIMEOUT_MS)
     assert box.evaluate("e => e.scrollTop") == 0
+    # ...and follows again when they come back down.
+    box.evaluate("e => { e.scrollTop = e.scrollHeight; e.dispatchEvent(new Event('scroll')); }")
+    count = box.locator(".drs-line").count()
+    expect(box.locator(".drs-line")).not_to_have_count(count, timeout=JOB_TIMEOUT_MS)
+    assert box.evaluate(at_end)
 
     page.click("#cancel-job")
     expect(page.locator("#job-status")).to_have_text("failure", timeout=JOB_TIMEOUT_MS)

@@ -41,7 +41,7 @@ ANNOTATION = re.compile(r"^\s*\.\. snippet: (?P<action>\S+)(?P<arguments>.*)$")
 CODE_BLOCK = re.compile(r"^(?P<indent>\s*)\.\. code-block:: (?P<language>\S+)\s*$")
 #: The quickstart's SSH login and password (the test server accepts exactly these).
 USERNAME = "alice"
-PASSWORD = "alice's password"  # noqa: S105
+PASSWORD = "alice's password"
 
 
 @dataclass
@@ -185,9 +185,10 @@ class Project:
                 [sys.executable, "manage.py", "shell", "-c", code],
                 cwd=self.root, env=self.env, capture_output=True, text=True, timeout=180,
             )  # fmt: skip
-            assert done.returncode == 0, f"{snippet.where}: {done.stdout[-2000:]}{done.stderr[-3000:]}"
+            output = done.stdout
+            assert done.returncode == 0, f"{snippet.where}: {output[-2000:]}{done.stderr[-3000:]}"
             for expected in snippet.options.get("expect", []):
-                assert expected in done.stdout, f"{snippet.where}: {expected!r} not in {done.stdout!r}"
+                assert expected in output, f"{snippet.where}: {expected!r} not in {output!r}"
             return done.stdout
         raise AssertionError(f"{snippet.where}: cannot run a {snippet.action!r} snippet here")
 
@@ -295,10 +296,13 @@ def test_quickstart_site_serves_the_api_and_guards_the_websockets(project: Proje
         assert response.status == 200
         assert b'"jobs"' in response.read()
     # A websocket without a logged-in user is closed with 4401 by the app's consumer.
-    with connect(
-        f"ws://127.0.0.1:{project.web_port}/ws/job-user/",
-        additional_headers={"Origin": url},
-    ) as socket, pytest.raises(ConnectionClosed) as closed:
+    with (
+        connect(
+            f"ws://127.0.0.1:{project.web_port}/ws/job-user/",
+            additional_headers={"Origin": url},
+        ) as socket,
+        pytest.raises(ConnectionClosed) as closed,
+    ):
         socket.recv(timeout=10)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4401

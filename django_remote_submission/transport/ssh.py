@@ -14,8 +14,8 @@ import hashlib
 import logging
 import os
 import select
-import socket
 import shlex
+import socket
 import stat
 import threading
 import time
