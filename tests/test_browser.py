@@ -97,6 +97,8 @@ def browser() -> Iterator[Any]:
 
 def log_in(browser: Any, site: DemoRun, username: str, password: str) -> Any:
     context = browser.new_context(viewport={"width": 1100, "height": 800}, accept_downloads=True)
+    context.requested = []  # every address the pages load, to check nothing comes from elsewhere
+    context.on("request", lambda request: context.requested.append(request.url))
     page = context.new_page()
     page.goto(f"{site.url}/example/")
     assert "/accounts/login/" in page.url
@@ -184,6 +186,12 @@ def test_sample_job_live_in_the_list_and_on_its_page(browser: Any, site: DemoRun
     assert_not_reloaded(listing)
     listing.bring_to_front()
     screenshot(listing, "job-list")
+    # Scripts, styles and data all came from the site itself: no CDN, works offline.
+    foreign = [url for url in context.requested if not url.startswith(site.url + "/")]
+    assert foreign == []
+    assert any(
+        url.endswith("/static/django_remote_submission/job-log.js") for url in context.requested
+    )
     context.close()
 
 
@@ -207,6 +215,12 @@ def test_another_user_cannot_open_the_job_page(browser: Any, site: DemoRun) -> N
     response = page.goto(f"{site.url}/api/jobs/{job_id}/")
     assert response is not None
     assert response.status == 404
+    page.goto(f"{site.url}/example/")
+    page.click("text=Log out")
+    page.wait_for_url(re.compile(r".*/accounts/login/$"))
+    response = page.goto(f"{site.url}/logs/{job_id}/")
+    assert response is not None
+    assert "/accounts/login/" in page.url
     intruder.close()
 
 
