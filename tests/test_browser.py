@@ -35,7 +35,7 @@ ARTIFACTS = Path(os.environ.get("DRS_ARTIFACTS_DIR") or ROOT / "test-artifacts")
 #: How long a page may take to show what the sample job does in about 10 s.
 JOB_TIMEOUT_MS = 90_000
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.example, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")

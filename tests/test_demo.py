@@ -5,7 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.demo_check import DemoRun
+
+pytestmark = pytest.mark.example
 
 
 def test_make_demo_runs_the_sample_job_and_stops_on_ctrl_c(tmp_path: Path) -> None:

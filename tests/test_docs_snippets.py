@@ -36,6 +36,7 @@ import pytest
 from django_remote_submission.testing import EmbeddedSSHServer, RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.example
 DOCUMENTS = [ROOT / "README.rst", ROOT / "docs" / "quickstart.rst"]
 ANNOTATION = re.compile(r"^\s*\.\. snippet: (?P<action>\S+)(?P<arguments>.*)$")
 CODE_BLOCK = re.compile(r"^(?P<indent>\s*)\.\. code-block:: (?P<language>\S+)\s*$")
