@@ -127,8 +127,14 @@ class JobRunner:
             with self.transport:
                 before = self.stage()
                 process = self.launch()
-                self.follow(process)
-                exit_code, error = self.finish(process)
+                try:
+                    self.follow(process)
+                    exit_code, error = self.finish(process)
+                except Exception:
+                    # Nobody would follow it or collect its results: stop it, over the
+                    # job's own connections. A lost connection can't; then it runs on.
+                    self._stop_program()
+                    raise
                 results = self.collect(before)
                 self.cleanup()
         except Exception as exc:

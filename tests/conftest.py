@@ -76,6 +76,27 @@ def openssh_account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHAcc
 
 
 @pytest.fixture(scope="session")
+def start_openssh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Starts another private OpenSSH server: ``start_openssh(max_sessions=4)`` returns
+    ``(server, account)``. Each call starts a server of its own; all stop at the end."""
+    reason = OpenSSHServer.available()
+    if reason:
+        unavailable(reason)
+    servers: list[OpenSSHServer] = []
+
+    def start(**options: Any) -> tuple[OpenSSHServer, SSHAccount]:
+        server = OpenSSHServer(tmp_path_factory.mktemp("sshd"), **options)
+        servers.append(server)
+        return server, server.start()
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
 def embedded_account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHAccount]:
     try:
         from django_remote_submission.testing import EmbeddedSSHServer, generate_key_pair
@@ -320,17 +341,23 @@ class JobTarget:
 
 
 def _job_target(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> Iterator[JobTarget]:
+    account = None if kind == "local" else request.getfixturevalue(f"{kind}_account")
+    yield from job_target(account, tmp_path)
+
+
+def job_target(account: SSHAccount | None, tmp_path: Path) -> Iterator[JobTarget]:
+    """A JobTarget on this host (``account`` None) or on the account's SSH server."""
     from django_remote_submission.transport import LocalTransport
     from tests.factories import make_interpreter, make_server, make_user
 
-    account: SSHAccount | None = None
-    if kind == "local":
+    if account is None:
+        kind = "local"
         transport = LocalTransport(tmp_path)
         base = str(tmp_path)
         server = make_server(interpreters=[], title="this host", hostname="localhost")
         python, arguments = "/usr/bin/python3", ["-u"]
     else:
-        account = request.getfixturevalue(f"{kind}_account")
+        kind = account.name
         transport = ssh_transport(account)
         base = account.remote_directory
         server = make_server(

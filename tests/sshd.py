@@ -62,8 +62,12 @@ class SSHAccount:
 
 
 class OpenSSHServer:
-    def __init__(self, directory: Path) -> None:
+    """``max_sessions`` is sshd's ``MaxSessions``: sessions one connection may have open at once
+    (OpenSSH's own default is 10; the suite's server allows many more)."""
+
+    def __init__(self, directory: Path, *, max_sessions: int = 100) -> None:
         self.directory = directory
+        self.max_sessions = max_sessions
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.privileged = os.geteuid() == 0
@@ -158,7 +162,7 @@ class OpenSSHServer:
             f"AllowUsers {username}",
             "Subsystem sftp internal-sftp",
             "MaxStartups 100:30:200",
-            "MaxSessions 100",
+            f"MaxSessions {self.max_sessions}",
             "LogLevel VERBOSE",
         ]
         if self.privileged:

@@ -51,6 +51,16 @@ logger = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
 #: Seconds an unused pooled connection stays open for the next job on the same host.
 IDLE_SECONDS = 60.0
+#: The most sessions opened at once on one pooled connection. A running job keeps three
+#: (two ``tail -f`` and SFTP) and opens one more for each short command. OpenSSH allows 10
+#: (``MaxSessions``) and lets go of a closed session only a moment later, once it has read
+#: the close and the command has ended: 8 leaves a margin for that. A server that allows
+#: fewer refuses a session, and the pool then opens no more on that connection than it
+#: had open.
+SESSIONS_PER_CONNECTION = 8
+#: Refusals in a row, while fewer sessions are open than were before, after which a
+#: connection is taken to allow no more than are open.
+REFUSALS_TO_LEARN = 3
 
 
 def _host_key_of(key: paramiko.PKey) -> HostKey:
@@ -86,10 +96,21 @@ class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
         )
 
 
-@dataclass
+@dataclass(eq=False)
 class _Connection:
     client: paramiko.SSHClient
+    #: Transports holding it.
     users: int = 0
+    #: Sessions taken on it: those open and those being opened.
+    sessions: int = 0
+    #: Sessions open on it, and the most it ever had open at once.
+    opened: int = 0
+    peak: int = 0
+    #: The most sessions taken on it at once: lowered to what the server allows.
+    room: int = SESSIONS_PER_CONNECTION
+    #: Refusals in a row, and until when it is not asked again after one.
+    refusals: int = 0
+    resting_until: float = 0.0
     last_used: float = field(default_factory=time.monotonic)
 
     @property
@@ -97,120 +118,226 @@ class _Connection:
         transport = self.client.get_transport()
         return transport is not None and transport.is_active()
 
+    @property
+    def free(self) -> int:
+        return self.room - self.sessions
+
+    def ready(self, now: float) -> bool:
+        return self.free > 0 and now >= self.resting_until
+
 
 class ConnectionPool:
     """SSH connections shared by the transports of one process.
 
-    Transports that log in to the same account with the same credentials share one
-    connection (SSH multiplexes their channels). At most ``MAX_CONNECTIONS_PER_HOST``
-    connections per host:port are open at once; beyond that a transport waits for a
-    free one instead of opening a connection storm. An unused connection stays open for
+    Transports that log in to the same account with the same credentials share their
+    connections (SSH multiplexes their sessions), at most ``SESSIONS_PER_CONNECTION``
+    sessions on each, fewer where the server refused one; beyond that a session is opened
+    on another connection of the same account. At most ``MAX_CONNECTIONS_PER_HOST``
+    connections per host:port are open at once; beyond that a transport waits for a free
+    one instead of opening a connection storm. An unused connection stays open for
     ``IDLE_SECONDS`` so that the next job on the host skips the handshake.
     """
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
-        self._connections: dict[tuple[Any, ...], _Connection] = {}
+        self._connections: dict[tuple[Any, ...], list[_Connection]] = {}
         self._opening: set[tuple[Any, ...]] = set()
 
     def _per_host(self, host: tuple[str, int]) -> int:
-        count = sum(1 for key in self._connections if key[:2] == host)
+        count = sum(len(group) for key, group in self._connections.items() if key[:2] == host)
         return count + sum(1 for key in self._opening if key[:2] == host)
+
+    def _remove(self, key: tuple[Any, ...], connection: _Connection) -> None:
+        group = self._connections.get(key, [])
+        if connection in group:
+            group.remove(connection)
+            if not group:
+                del self._connections[key]
+        connection.client.close()
 
     def _evict(self, host: tuple[str, int] | None = None, *, expired_only: bool) -> bool:
         now = time.monotonic()
-        for key, connection in list(self._connections.items()):
-            if connection.users or (host is not None and key[:2] != host):
+        for key, group in list(self._connections.items()):
+            if host is not None and key[:2] != host:
                 continue
-            if expired_only and now - connection.last_used < IDLE_SECONDS and connection.alive:
-                continue
-            del self._connections[key]
-            connection.client.close()
-            return True
+            for connection in group:
+                if connection.users:
+                    continue
+                if expired_only and now - connection.last_used < IDLE_SECONDS and connection.alive:
+                    continue
+                self._remove(key, connection)
+                return True
         return False
 
-    @contextmanager
-    def connection(
+    def lease(
         self, key: tuple[Any, ...], connect: Callable[[], paramiko.SSHClient], wait: float
-    ) -> Iterator[paramiko.SSHClient]:
+    ) -> _Connection:
+        """A connection of ``key`` for one more transport: the one with the most room for
+        sessions, or a new one. Give it back with ``release``."""
+        return self._acquire(key, connect, wait, held=None)
+
+    def take_session(
+        self,
+        key: tuple[Any, ...],
+        connect: Callable[[], paramiko.SSHClient],
+        wait: float,
+        held: list[_Connection],
+    ) -> _Connection:
+        """A connection with room for one more session, which is counted as taken: one of
+        the transport's ``held`` connections if one has room, else another, leased and
+        added to ``held``. Report the outcome with ``opened_session`` or
+        ``refused_session``, and ``end_session`` once it is closed."""
+        return self._acquire(key, connect, wait, held=held)
+
+    def _acquire(
+        self,
+        key: tuple[Any, ...],
+        connect: Callable[[], paramiko.SSHClient],
+        wait: float,
+        held: list[_Connection] | None,
+    ) -> _Connection:
         host = (key[0], key[1])
+        session = int(held is not None)
         deadline = time.monotonic() + wait
         with self._condition:
             while True:
                 while self._evict(expired_only=True):
                     pass
-                existing = self._connections.get(key)
-                if existing is not None and existing.alive:
-                    existing.users += 1
-                    break
-                if existing is not None:
-                    del self._connections[key]
-                    existing.client.close()
-                if key not in self._opening:
+                for connection in list(self._connections.get(key, [])):
+                    if not connection.alive:
+                        self._remove(key, connection)
+                now = time.monotonic()
+                for connection in held or []:
+                    if connection.alive and connection.ready(now):
+                        connection.sessions += 1
+                        return connection
+                group = self._connections.get(key, [])
+                ready = [c for c in group if c.ready(now)]
+                if ready:
+                    connection = max(ready, key=lambda c: c.free)
+                    connection.users += 1
+                    connection.sessions += session
+                    if held is not None:
+                        held.append(connection)
+                    return connection
+                # One that refused a session a moment ago soon has room again: cheaper
+                # than a new connection.
+                resting = [c.resting_until for c in group if c.free > 0]
+                if not resting and key not in self._opening:
                     limit = conf.MAX_CONNECTIONS_PER_HOST
                     if self._per_host(host) < limit or self._evict(host, expired_only=False):
                         self._opening.add(key)
-                        existing = None
                         break
-                remaining = deadline - time.monotonic()
+                remaining = deadline - now
                 if remaining <= 0:
                     raise ConnectionFailed(
                         f"All {conf.MAX_CONNECTIONS_PER_HOST} connections to "
                         f"{host[0]}:{host[1]} allowed by REMOTE_SUBMISSION_MAX_CONNECTIONS_"
                         f"PER_HOST stayed busy for {wait:g} s."
                     )
-                self._condition.wait(remaining)
-        if existing is None:
-            try:
-                client = connect()
-            except BaseException:
-                with self._condition:
-                    self._opening.discard(key)
-                    self._condition.notify_all()
-                raise
-            existing = _Connection(client, users=1)
+                self._condition.wait(min([remaining, *(t - now for t in resting)]))
+        try:
+            client = connect()
+        except BaseException:
             with self._condition:
                 self._opening.discard(key)
-                self._connections[key] = existing
                 self._condition.notify_all()
-        try:
-            yield existing.client
-        finally:
-            with self._condition:
-                existing.users -= 1
-                existing.last_used = time.monotonic()
-                if not existing.alive and self._connections.get(key) is existing:
-                    del self._connections[key]
-                    existing.client.close()
-                self._condition.notify_all()
+            raise
+        connection = _Connection(client, users=1, sessions=session)
+        with self._condition:
+            self._opening.discard(key)
+            self._connections.setdefault(key, []).append(connection)
+            self._condition.notify_all()
+        if held is not None:
+            held.append(connection)
+        return connection
+
+    def opened_session(self, connection: _Connection) -> None:
+        with self._condition:
+            connection.opened += 1
+            connection.peak = max(connection.peak, connection.opened)
+            connection.refusals = 0
+
+    def refused_session(self, key: tuple[Any, ...], connection: _Connection) -> bool:
+        """The server refused the session taken on ``connection``. False if it refused a
+        connection's first session: it allows none."""
+        with self._condition:
+            connection.sessions -= 1
+            self._condition.notify_all()
+            if not connection.peak and not connection.sessions:
+                return False
+            connection.refusals += 1
+            if connection.opened < connection.peak and connection.refusals <= REFUSALS_TO_LEARN:
+                # It had more open before: sessions closed here that the server has not
+                # let go of yet (it does so after it has read the close, not at once).
+                pause = 0.05 * 2**connection.refusals
+                connection.resting_until = time.monotonic() + pause
+            else:
+                connection.room = connection.opened
+                connection.refusals = 0
+                logger.info(
+                    "%s@%s:%s allows %s sessions on a connection: using another for more",
+                    key[2],
+                    key[0],
+                    key[1],
+                    connection.room,
+                )
+            return True
+
+    def end_session(self, connection: _Connection, *, opened: bool = True) -> None:
+        with self._condition:
+            connection.sessions -= 1
+            connection.opened -= int(opened)
+            self._condition.notify_all()
+
+    def release(self, key: tuple[Any, ...], connection: _Connection) -> None:
+        """A transport gives back a connection it leased."""
+        with self._condition:
+            connection.users -= 1
+            connection.last_used = time.monotonic()
+            if not connection.alive:
+                self._remove(key, connection)
+            self._condition.notify_all()
 
     def discard(self, hostname: str, port: int, username: str) -> None:
         """Close the idle connections of one account, e.g. after its keys changed."""
         with self._condition:
-            for key, connection in list(self._connections.items()):
-                if key[:3] == (hostname, port, username) and not connection.users:
-                    del self._connections[key]
-                    connection.client.close()
+            for key, group in list(self._connections.items()):
+                if key[:3] != (hostname, port, username):
+                    continue
+                for connection in list(group):
+                    if not connection.users:
+                        self._remove(key, connection)
             self._condition.notify_all()
 
     def close_all(self) -> None:
         with self._condition:
-            for connection in self._connections.values():
-                connection.client.close()
+            for group in self._connections.values():
+                for connection in group:
+                    connection.client.close()
             self._connections.clear()
             self._condition.notify_all()
 
     def __len__(self) -> int:
-        return len(self._connections)
+        return sum(len(group) for group in self._connections.values())
 
 
 pool = ConnectionPool()
 atexit.register(pool.close_all)
 
 
+class _Session:
+    """A session channel, counted on its connection until it is closed."""
+
+    def __init__(self, channel: paramiko.Channel, connection: _Connection) -> None:
+        self.channel = channel
+        self.connection = connection
+
+
 class _ChannelStream(ByteStream):
-    def __init__(self, channel: paramiko.Channel) -> None:
+    def __init__(self, channel: paramiko.Channel, close: Callable[[], None]) -> None:
         self._channel = channel
+        self._close = close
 
     def fileno(self) -> int:
         return self._channel.fileno()
@@ -223,7 +350,7 @@ class _ChannelStream(ByteStream):
         return None
 
     def close(self) -> None:
-        self._channel.close()
+        self._close()
 
 
 class SSHTransport(Transport):
@@ -265,9 +392,11 @@ class SSHTransport(Transport):
         self.host_key = HostKey.parse(host_key) if host_key else None
         self.on_new_host_key = on_new_host_key
         self._pool = connection_pool if connection_pool is not None else pool
-        self._lease: Any = None
-        self._client: paramiko.SSHClient | None = None
+        #: The connections leased from the pool, the one leased on opening first.
+        self._held: list[_Connection] = []
+        self._sessions: list[_Session] = []
         self._sftp: paramiko.SFTPClient | None = None
+        self._sftp_session: _Session | None = None
 
     def __repr__(self) -> str:
         # Never show credentials, even in a debugger or a traceback.
@@ -291,22 +420,27 @@ class SSHTransport(Transport):
             secret.update(repr(part).encode() + b"\0")
         return (self.hostname, self.port, self.username, secret.hexdigest())
 
+    @property
+    def _pool_wait(self) -> float:
+        return max(60.0, conf.CONNECT_TIMEOUT * 6)
+
     def _open(self) -> None:
-        lease = self._pool.connection(
-            self._pool_key(), self._connect, wait=max(60.0, conf.CONNECT_TIMEOUT * 6)
-        )
-        self._client = lease.__enter__()
-        self._lease = lease
+        self._held = [self._pool.lease(self._pool_key(), self._connect, self._pool_wait)]
 
     def _close(self) -> None:
         if self._sftp is not None:
             with contextlib.suppress(OSError, paramiko.SSHException):
                 self._sftp.close()
             self._sftp = None
-        if self._lease is not None:
-            lease, self._lease = self._lease, None
-            self._client = None
-            lease.__exit__(None, None, None)
+        if self._sftp_session is not None:
+            self._end_session(self._sftp_session)
+            self._sftp_session = None
+        # Sessions a caller left open (a stream not closed) end with the transport.
+        for session in list(self._sessions):
+            self._end_session(session)
+        held, self._held = self._held, []
+        for connection in held:
+            self._pool.release(self._pool_key(), connection)
 
     def _connect(self) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
@@ -431,42 +565,95 @@ class SSHTransport(Transport):
 
     @property
     def client(self) -> paramiko.SSHClient:
+        """The connection leased on opening (sessions may also go to others)."""
         self.open()
-        assert self._client is not None
-        return self._client
+        return self._held[0].client
 
     @property
     def sftp(self) -> paramiko.SFTPClient:
         if self._sftp is None:
+            session = self._session()
             try:
-                self._sftp = self.client.open_sftp()
+                session.channel.invoke_subsystem("sftp")
+                self._sftp = paramiko.SFTPClient(session.channel)
             except (paramiko.SSHException, OSError) as exc:
+                self._end_session(session)
                 raise ConnectionFailed(
                     f"Cannot open an SFTP session on {self.description}: {exc}"
                 ) from None
+            self._sftp_session = session
         return self._sftp
 
-    def _session(self) -> paramiko.Channel:
-        transport = self.client.get_transport()
-        if transport is None or not transport.is_active():
+    def _session(self) -> _Session:
+        """A new session, on the first connection with room for it: end it with
+        ``_end_session``. A session the server refuses is opened on another connection."""
+        self.open()
+        if not all(connection.alive for connection in self._held):
+            # It took its sessions (a job's followers) with it: another connection must
+            # not hide that.
             raise ConnectionFailed(f"The connection to {self.description} was lost.")
+        key = self._pool_key()
+        while True:
+            connection = self._pool.take_session(
+                key, self._connect_another, self._pool_wait, self._held
+            )
+            transport = connection.client.get_transport()
+            try:
+                if transport is None:
+                    raise paramiko.SSHException("the connection is closed")
+                channel = transport.open_session(timeout=conf.CONNECT_TIMEOUT)
+            except paramiko.ChannelException as exc:
+                if not self._pool.refused_session(key, connection):
+                    raise ConnectionFailed(
+                        f"Cannot open a session on {self.description}: the server refused "
+                        f"even the first one on a connection ({exc})."
+                    ) from None
+                continue
+            except (paramiko.SSHException, OSError) as exc:
+                self._pool.end_session(connection, opened=False)
+                raise ConnectionFailed(
+                    f"Cannot open a session on {self.description}: {exc}"
+                ) from None
+            self._pool.opened_session(connection)
+            session = _Session(channel, connection)
+            self._sessions.append(session)
+            return session
+
+    def _connect_another(self) -> paramiko.SSHClient:
         try:
-            return transport.open_session(timeout=conf.CONNECT_TIMEOUT)
-        except (paramiko.SSHException, OSError) as exc:
-            raise ConnectionFailed(f"Cannot open a session on {self.description}: {exc}") from None
+            return self._connect()
+        except ConnectionFailed as exc:
+            raise ConnectionFailed(
+                f"Cannot open a session on {self.description}: its connections carry as many "
+                f"as they may, and opening another failed: {exc}"
+            ) from None
+
+    def _end_session(self, session: _Session) -> None:
+        """Close a session; let go of a connection that carries no other of ours."""
+        if session not in self._sessions:
+            return
+        self._sessions.remove(session)
+        with contextlib.suppress(OSError, paramiko.SSHException):
+            session.channel.close()
+        connection = session.connection
+        self._pool.end_session(connection)
+        home = self._held[:1]
+        if connection not in home and all(s.connection is not connection for s in self._sessions):
+            self._held.remove(connection)
+            self._pool.release(self._pool_key(), connection)
 
     @contextmanager
     def _channel(self, doing: str) -> Iterator[paramiko.Channel]:
         """A session channel, closed after use; connection errors become ours."""
-        channel = self._session()
+        session = self._session()
         try:
-            yield channel
+            yield session.channel
         except (paramiko.SSHException, OSError) as exc:
             raise ConnectionFailed(
                 f"The connection to {self.description} failed while {doing}: {exc}"
             ) from None
         finally:
-            channel.close()
+            self._end_session(session)
 
     # Commands ------------------------------------------------------------------------
 
@@ -499,14 +686,14 @@ class SSHTransport(Transport):
         return CommandResult(code if code >= 0 else 255, b"".join(stdout), b"".join(stderr))
 
     def _stream(self, command: str) -> ByteStream:
-        channel = self._session()
+        session = self._session()
         try:
-            channel.exec_command(command)
-            channel.shutdown_write()
+            session.channel.exec_command(command)
+            session.channel.shutdown_write()
         except (paramiko.SSHException, OSError) as exc:
-            channel.close()
+            self._end_session(session)
             raise ConnectionFailed(f"Cannot start a command on {self.description}: {exc}") from None
-        return _ChannelStream(channel)
+        return _ChannelStream(session.channel, lambda: self._end_session(session))
 
     # Files ---------------------------------------------------------------------------
 
