@@ -26,6 +26,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=wal; PRAGMA synchronous=normal;",
+        # Writers take the lock when their transaction begins: concurrent jobs then wait
+        # for each other instead of failing with "database is locked".
+        "transaction_mode": "IMMEDIATE",
     }
 # Set by tests/live.py for the processes it starts: the test database of the run.
 if os.environ.get("DRS_DATABASE_NAME"):

@@ -12,7 +12,6 @@ import threading
 import pytest
 
 from django_remote_submission.exceptions import ConnectionFailed
-from django_remote_submission.logstream import LogPolicy
 from django_remote_submission.tasks import submit_job_to_server
 from django_remote_submission.transport.ssh import pool
 from tests.conftest import job_target
@@ -87,11 +86,7 @@ def run_together(target, count):
         from django.db import connection
 
         try:
-            # No Log rows: SQLite makes concurrent writers of those fail ("database is
-            # locked"), which is not what this is about.
-            submit_job_to_server(
-                job_pk=job.pk, log_policy=LogPolicy.LOG_NONE, **target.submit_kwargs
-            )
+            submit_job_to_server(job_pk=job.pk, **target.submit_kwargs)
         except Exception as exc:  # recorded on the job too; asserted below
             errors.append(exc)
         finally:

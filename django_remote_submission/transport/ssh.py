@@ -326,6 +326,16 @@ pool = ConnectionPool()
 atexit.register(pool.close_all)
 
 
+def _refused(exc: Exception, transport: paramiko.Transport | None) -> bool:
+    """Whether opening a session failed because the server refused it, the connection
+    being fine. paramiko keeps one refusal per connection for the thread that asked: when
+    two threads ask at once, one of them may find the other's refusal taken and get a
+    bare "Unable to open channel." instead of a ChannelException."""
+    if isinstance(exc, paramiko.ChannelException):
+        return True
+    return transport is not None and transport.is_active() and str(exc) == "Unable to open channel."
+
+
 class _Session:
     """A session channel, counted on its connection until it is closed."""
 
@@ -602,14 +612,19 @@ class SSHTransport(Transport):
                 if transport is None:
                     raise paramiko.SSHException("the connection is closed")
                 channel = transport.open_session(timeout=conf.CONNECT_TIMEOUT)
-            except paramiko.ChannelException as exc:
+            except (paramiko.ChannelException, paramiko.SSHException) as exc:
+                if not _refused(exc, transport):
+                    self._pool.end_session(connection, opened=False)
+                    raise ConnectionFailed(
+                        f"Cannot open a session on {self.description}: {exc}"
+                    ) from None
                 if not self._pool.refused_session(key, connection):
                     raise ConnectionFailed(
                         f"Cannot open a session on {self.description}: the server refused "
                         f"even the first one on a connection ({exc})."
                     ) from None
                 continue
-            except (paramiko.SSHException, OSError) as exc:
+            except OSError as exc:
                 self._pool.end_session(connection, opened=False)
                 raise ConnectionFailed(
                     f"Cannot open a session on {self.description}: {exc}"
