@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,9 @@ class Settings:
     @property
     def KNOWN_HOSTS_FILE(self) -> Path | None:
         value = _get("KNOWN_HOSTS_FILE")
-        return None if value in (None, "") else Path(value)
+        if value in (None, "", b""):
+            return None
+        return Path(os.fsdecode(value))  # a str, bytes or path-like, as check E003 allows
 
     @property
     def CONNECT_TIMEOUT(self) -> float:

@@ -22,3 +22,10 @@ def test_settings_are_read_at_access_time():
         assert Path("/srv/known_hosts") == conf.KNOWN_HOSTS_FILE
         assert conf.LOG_MAX_BYTES is None
     assert conf.HOST_KEY_POLICY == "reject"
+
+
+def test_a_known_hosts_file_given_as_bytes_or_a_path_is_read_as_a_path():
+    # Check E003 accepts what os.fspath accepts; so must the setting.
+    for value in (b"/srv/known_hosts", Path("/srv/known_hosts")):
+        with override_settings(REMOTE_SUBMISSION_KNOWN_HOSTS_FILE=value):
+            assert Path("/srv/known_hosts") == conf.KNOWN_HOSTS_FILE
