@@ -22,6 +22,7 @@ Both need the ``testing`` extra: ``pip install django-remote-submission[testing]
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import hmac
 import os
@@ -134,6 +135,7 @@ class EmbeddedSSHServer:
         self._thread: threading.Thread | None = None
         self._acceptor: Any = None
         self._connections: set[Any] = set()
+        self._children: set[asyncio.subprocess.Process] = set()
 
     @property
     def known_hosts_line(self) -> str:
@@ -255,7 +257,13 @@ class EmbeddedSSHServer:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            # A group of its own, which stop() ends with whatever the command started
+            # (a `tail -f` that outlives its connection, say).
+            start_new_session=True,
         )
+        self._children.add(child)
+        child_exited = asyncio.ensure_future(child.wait())
+        child_exited.add_done_callback(lambda _: self._children.discard(child))
         await process.redirect(stdin=child.stdin)
         # Output is pumped by hand, not redirected, so that all of it has reached the
         # channel before the exit status is sent.
@@ -281,6 +289,16 @@ class EmbeddedSSHServer:
         for conn in list(self._connections):
             conn.close()
             await conn.wait_closed()
+        # Commands still running end now, so that no task or process outlives the server.
+        for child in list(self._children):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=10)
+            for task in still:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def _pump(source: asyncio.StreamReader | None, target: Any) -> None:

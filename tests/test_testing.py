@@ -3,6 +3,8 @@
 import base64
 import io
 import socket
+import time
+from pathlib import Path
 
 import paramiko
 import pytest
@@ -97,6 +99,23 @@ def test_embedded_server_passes_stdin_and_reports_a_signal_death(tmp_path):
         assert stdout.channel.recv_exit_status() == 0
         _, stdout, _ = client.exec_command("kill -TERM $$")
         assert stdout.channel.recv_exit_status() == -1  # paramiko's "killed by a signal"
+
+
+@pytest.mark.ssh
+def test_embedded_server_stop_ends_the_commands_still_running(tmp_path):
+    marker = tmp_path / "started"
+    with EmbeddedSSHServer(password="pw", home=tmp_path) as server:
+        client = login(server, password="pw")
+        # A command that would outlive its connection, as `tail -f` does.
+        client.exec_command(f"touch {marker}; sleep 300 & echo $! > {tmp_path}/pid; wait")
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text().strip():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        pid = int((tmp_path / "pid").read_text())
+        client.close()
+    # stop() waited for it: the sleep is gone, not even a zombie of ours.
+    assert not Path(f"/proc/{pid}").exists() or "(sleep) Z" in Path(f"/proc/{pid}/stat").read_text()
 
 
 @pytest.mark.redis
