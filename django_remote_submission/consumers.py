@@ -24,8 +24,10 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
-#: The server's trouble, not the client's: open the socket again in a moment.
-CLOSE_TRY_AGAIN = 1011
+#: The server's trouble, not the client's: open the socket again in a moment. Not 1011:
+#: daphne (through autobahn) sends only 1000 and 3000-4999 for an application, and
+#: silently drops any other code, leaving the socket open and silent.
+CLOSE_TRY_AGAIN = 4503
 #: Seconds the channel layer has to let a socket join its group.
 JOIN_TIMEOUT = 5.0
 
@@ -59,14 +61,19 @@ class _Consumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         return user
 
     async def _join(self, group: str) -> bool:
-        """Join the group, or close with 1011 (a client should open the socket again) if
+        """Join the group, or close with 4503 (a client should open the socket again) if
         the channel layer does not answer in time, e.g. just after Redis restarted."""
         try:
             await asyncio.wait_for(
                 self.channel_layer.group_add(group, self.channel_name), JOIN_TIMEOUT
             )
         except Exception:
-            logger.warning("Could not join %s; closing the socket with 1011", group, exc_info=True)
+            logger.warning(
+                "Could not join %s; closing the socket with %s",
+                group,
+                CLOSE_TRY_AGAIN,
+                exc_info=True,
+            )
             await self.close(code=CLOSE_TRY_AGAIN)
             return False
         self.group = group

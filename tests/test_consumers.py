@@ -321,7 +321,7 @@ def test_the_last_rows_come_before_finished_even_if_their_event_was_lost():
     run(body)
 
 
-def test_a_channel_layer_that_cannot_take_the_socket_closes_it_with_1011(monkeypatch):
+def test_a_channel_layer_that_cannot_take_the_socket_closes_it_with_4503(monkeypatch):
     from channels.layers import InMemoryChannelLayer
 
     async def refuse(self, group, channel):
@@ -333,6 +333,6 @@ def test_a_channel_layer_that_cannot_take_the_socket_closes_it_with_1011(monkeyp
     async def body():
         for path in (f"/ws/job-log/{job.pk}/", "/ws/job-user/"):
             socket = await connect(path, job.owner)
-            assert await closed_with(socket) == 1011
+            assert await closed_with(socket) == 4503
 
     run(body)
