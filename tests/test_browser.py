@@ -290,3 +290,32 @@ def test_cancel_button_stops_a_running_job(browser: Any, site: DemoRun) -> None:
     expect(page.locator("#job-status")).to_have_text("failure", timeout=JOB_TIMEOUT_MS)
     expect(page.locator("#job-error")).to_contain_text("anceled")
     context.close()
+
+
+def test_the_apps_own_pages_are_live_too(browser: Any, site: DemoRun) -> None:
+    """The admin's job page and the 2.x job-user-status page, with the app's scripts."""
+    from playwright.sync_api import expect
+
+    context = log_in(browser, site, site.username, site.password)  # demo is staff
+    listing = context.pages[0]
+    listing.click("#create-test-job")
+    listing.wait_for_url(f"{site.url}/example/")
+    job_id = listing.locator("#jobs tbody tr[data-job]").first.get_attribute("data-job")
+
+    status_page = context.new_page()
+    status_page.goto(f"{site.url}/api/job-user-status/")
+    mark_loaded(status_page)
+    admin = context.new_page()
+    admin.goto(f"{site.url}/admin/django_remote_submission/job/{job_id}/change/")
+    mark_loaded(admin)
+
+    lines = admin.locator("[data-drs-lines] .drs-line")
+    expect(lines.filter(has_text="Line 10 of 10")).to_have_count(1, timeout=JOB_TIMEOUT_MS)
+    expect(admin.locator("[data-drs-state]")).to_have_text("success", timeout=JOB_TIMEOUT_MS)
+    expect(lines).to_have_count(13)  # 10 lines, 2 on stderr, 1 summary: each once
+    assert_not_reloaded(admin)
+
+    row = status_page.locator(f'[data-drs-status] tr[data-job="{job_id}"]')
+    expect(row.locator("td").nth(2)).to_have_text("success", timeout=JOB_TIMEOUT_MS)
+    assert_not_reloaded(status_page)
+    context.close()
