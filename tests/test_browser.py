@@ -319,3 +319,36 @@ def test_the_apps_own_pages_are_live_too(browser: Any, site: DemoRun) -> None:
     expect(row.locator("td").nth(2)).to_have_text("success", timeout=JOB_TIMEOUT_MS)
     assert_not_reloaded(status_page)
     context.close()
+
+
+def test_a_log_socket_that_stays_silent_is_opened_again(browser: Any, site: DemoRun) -> None:
+    """Whatever breaks between the page and the server (a proxy, a stuck consumer), the
+    page does not stay on a silent socket: it opens another one after 15 s."""
+    from playwright.sync_api import expect
+
+    context = log_in(browser, site, site.username, site.password)
+    page = context.pages[0]
+    page.click("#create-test-job")
+    page.wait_for_url(f"{site.url}/example/")
+    job_id = page.locator("#jobs tbody tr[data-job]").first.get_attribute("data-job")
+
+    opened: list[str] = []
+
+    def route(socket: Any) -> None:
+        opened.append(socket.url)
+        if len(opened) > 1:
+            socket.connect_to_server()  # the first one never answers; the next ones do
+
+    page.route_web_socket(re.compile(r".*/ws/job-log/\d+/.*"), route)
+    page.clock.install()
+    page.goto(f"{site.url}/logs/{job_id}/")
+    page.wait_for_function("() => true")  # the page's scripts have run
+    expect(page.locator("[data-drs-lines] .drs-line")).to_have_count(0)
+    assert len(opened) == 1
+    page.clock.fast_forward(16_000)  # the watchdog gives up on the silent socket...
+    page.clock.fast_forward(2_000)  # ...and the page opens another a second later
+    lines = page.locator("[data-drs-lines] .drs-line")
+    expect(lines.filter(has_text="Line 10 of 10")).to_have_count(1, timeout=JOB_TIMEOUT_MS)
+    assert len(opened) == 2
+    expect(lines.filter(has_text="Line 1 of 10")).to_have_count(1)
+    context.close()

@@ -2,10 +2,14 @@
 // Lines arrive over the job-log websocket after the id of the last line already shown;
 // after a drop the socket is opened again from the last id seen, so nothing is lost or
 // repeated. Text goes in with textContent only: a log line is never HTML.
-// Each status frame is also dispatched on the box as a "drs:status" event (the frame in
-// event.detail), for a page that shows more than the log.
+// A socket that sends nothing for 15 s after it opens, not even the end of the history,
+// is closed and opened again. Each status frame is also dispatched on the box as a
+// "drs:status" event (the frame in event.detail), for a page that shows more than the log.
 (function () {
   "use strict";
+
+  // How long a new socket may stay silent before it is taken for broken.
+  var SILENCE_MS = 15000;
 
   function follow(box) {
     if (box.dataset.drsFollowing) {
@@ -43,11 +47,28 @@
       var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
       var url = scheme + window.location.host + box.dataset.socket + "?batch=1&since=" + since;
       var socket = new WebSocket(url);
+      // The server sends the history, then "history-complete", as soon as the socket
+      // opens. A socket that stays silent instead is broken somewhere between here and
+      // the server: close it, and the onclose below opens another.
+      var watchdog = null;
+      function watch() {
+        window.clearTimeout(watchdog);
+        watchdog = window.setTimeout(function () {
+          socket.close();
+        }, SILENCE_MS);
+      }
+      watch();
       socket.onmessage = function (message) {
         var frame = JSON.parse(message.data);
         var frames = Array.isArray(frame) ? frame : [frame];
+        if (watchdog !== null) {
+          watch();
+        }
         frames.forEach(function (item) {
-          if (item.event === "log") {
+          if (item.event === "history-complete") {
+            window.clearTimeout(watchdog);
+            watchdog = null;
+          } else if (item.event === "log") {
             append(item);
           } else if (item.event === "status") {
             finished = item.finished;
@@ -60,6 +81,7 @@
         }
       };
       socket.onclose = function (event) {
+        window.clearTimeout(watchdog);
         if (event.code >= 4400 && event.code < 4500) {
           show("Live log refused (" + event.code + ").");
         } else if (!finished) {
