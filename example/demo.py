@@ -237,9 +237,11 @@ class Demo:
     # -- stopping --------------------------------------------------------------------
 
     def stop(self) -> None:
-        for process in self.processes.values():
+        for name, process in self.processes.items():
             if process.poll() is None:
-                process.terminate()
+                # The worker's cold shutdown (SIGQUIT): a Ctrl-C should not wait for the
+                # jobs to end. The jobs it leaves are ended below, with the reason why.
+                process.send_signal(signal.SIGQUIT if name == "worker" else signal.SIGTERM)
         deadline = time.monotonic() + 15
         for process in self.processes.values():
             try:

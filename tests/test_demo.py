@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,51 @@ def test_make_demo_starts_again_on_the_same_data(tmp_path: Path) -> None:
         assert second.leftovers() == []
     finally:
         second.kill()
+
+
+def test_ctrl_c_while_a_job_runs_ends_the_job_and_its_program(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    demo = DemoRun(var_dir=var, env={"VIRTUAL_ENV": sys.prefix})
+    jobs = var / "ssh-home" / "jobs"
+    try:
+        demo.start()
+        demo.log_in()
+        status, url, body = demo.request(
+            "/jobs/new/",
+            {
+                "title": "Runs for ten minutes",
+                "server": "1",
+                "interpreter": "1",
+                "program": "import os, time\n"
+                "open('pid', 'w').write(str(os.getpid()))\n"
+                "print('started', flush=True)\n"
+                "time.sleep(600)\n",
+                "remote_directory": f"{jobs}/",
+                "remote_filename": "long.py",
+                "username": "",
+                "password": "",
+            },
+        )
+        assert status == 200, body[:500]
+        job_id = int(url.rstrip("/").rsplit("/", 1)[1])
+        deadline = time.monotonic() + 60
+        while not demo.get_json(f"/api/jobs/{job_id}/logs/")["results"]:
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.2)
+        pid = int((jobs / "pid").read_text())
+
+        demo.interrupt()
+        assert demo.leftovers() == []
+        # The program is gone (a zombie the sandbox's init has not reaped yet aside)...
+        stat = Path(f"/proc/{pid}/stat")
+        assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        # ...and the job says why it ended.
+        shown = demo.manage(
+            "shell",
+            "-c",
+            "from django_remote_submission.models import Job; "
+            f"job = Job.objects.get(pk={job_id}); print(job.status, '|', job.error)",
+        )
+        assert shown.strip().endswith("failure | The demo was stopped while this job ran.")
+    finally:
+        demo.kill()
