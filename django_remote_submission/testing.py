@@ -136,6 +136,7 @@ class EmbeddedSSHServer:
         self._acceptor: Any = None
         self._connections: set[Any] = set()
         self._children: set[asyncio.subprocess.Process] = set()
+        self._closing = False
 
     @property
     def known_hosts_line(self) -> str:
@@ -144,6 +145,7 @@ class EmbeddedSSHServer:
         return f"{host} {self.host_key}"
 
     def start(self) -> Self:
+        self._closing = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="drs-embedded-sshd", daemon=True
@@ -262,6 +264,9 @@ class EmbeddedSSHServer:
             start_new_session=True,
         )
         self._children.add(child)
+        if self._closing:  # stop() began while this command was being started
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
         child_exited = asyncio.ensure_future(child.wait())
         child_exited.add_done_callback(lambda _: self._children.discard(child))
         await process.redirect(stdin=child.stdin)
@@ -282,6 +287,7 @@ class EmbeddedSSHServer:
         await process.wait_closed()
 
     async def _close(self) -> None:
+        self._closing = True
         if self._acceptor is not None:
             self._acceptor.close()
             await self._acceptor.wait_closed()
