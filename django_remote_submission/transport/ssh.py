@@ -333,7 +333,12 @@ def _refused(exc: Exception, transport: paramiko.Transport | None) -> bool:
     bare "Unable to open channel." instead of a ChannelException."""
     if isinstance(exc, paramiko.ChannelException):
         return True
-    return transport is not None and transport.is_active() and str(exc) == "Unable to open channel."
+    return (
+        isinstance(exc, paramiko.SSHException)
+        and transport is not None
+        and transport.is_active()
+        and str(exc) == "Unable to open channel."
+    )
 
 
 class _Session:
@@ -612,7 +617,7 @@ class SSHTransport(Transport):
                 if transport is None:
                     raise paramiko.SSHException("the connection is closed")
                 channel = transport.open_session(timeout=conf.CONNECT_TIMEOUT)
-            except (paramiko.ChannelException, paramiko.SSHException) as exc:
+            except (paramiko.SSHException, OSError) as exc:
                 if not _refused(exc, transport):
                     self._pool.end_session(connection, opened=False)
                     raise ConnectionFailed(
@@ -624,11 +629,6 @@ class SSHTransport(Transport):
                         f"even the first one on a connection ({exc})."
                     ) from None
                 continue
-            except OSError as exc:
-                self._pool.end_session(connection, opened=False)
-                raise ConnectionFailed(
-                    f"Cannot open a session on {self.description}: {exc}"
-                ) from None
             self._pool.opened_session(connection)
             session = _Session(channel, connection)
             self._sessions.append(session)

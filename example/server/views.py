@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.conf import settings
@@ -22,8 +21,6 @@ from django_remote_submission.tasks import cancel_job, submit_job_to_server
 from django_remote_submission.views import log_context
 from server.forms import NewJobForm
 from server.sample import SAMPLE_PROGRAM
-
-logger = logging.getLogger(__name__)
 
 
 def visible_jobs(request: HttpRequest) -> QuerySet[Job]:
