@@ -6,7 +6,6 @@ import abc
 import io
 import logging
 import selectors
-import shlex
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +13,8 @@ from types import TracebackType
 from typing import IO, Self
 
 from django_remote_submission.exceptions import CommandTimedOut, TransportError
+from django_remote_submission.transport.detached import DetachedProcess, monitor_script
+from django_remote_submission.transport.shell import qpath, quote, remote_path
 
 logger = logging.getLogger(__name__)
 
@@ -51,38 +52,40 @@ class RemoteFile:
     mtime: float
 
 
-@dataclass(frozen=True)
-class DetachedProcess:
-    """A program started by ``start_detached``.
-
-    ``pgid`` is the program's process group (its pid: it leads its own session);
-    ``monitor_pid`` is the small shell that waits for it and writes its exit code.
-    """
-
-    pgid: int
-    monitor_pid: int
-    control_directory: str
-
-    @property
-    def stdout_path(self) -> str:
-        return f"{self.control_directory}/stdout"
-
-    @property
-    def stderr_path(self) -> str:
-        return f"{self.control_directory}/stderr"
-
-    @property
-    def exit_code_path(self) -> str:
-        return f"{self.control_directory}/exit_code"
-
-    @property
-    def timed_out_path(self) -> str:
-        return f"{self.control_directory}/timed_out"
-
-
-def quote(argv: Sequence[str]) -> str:
-    """Quote arguments for a POSIX shell: every argument is data, never code."""
-    return " ".join(shlex.quote(str(arg)) for arg in argv)
+#: One command starts a detached program (each round trip to a server costs): it prepares
+#: the control directory, takes the monitor script from stdin, starts it and reports the
+#: pids. Each step that fails stops it with what failed and why, its own first error (not a
+#: later step's complaint about what the first one left missing); stdin is read to its
+#: end first, so that the script never ends while its input is still on the way.
+_LAUNCH = r"""
+die() {{ printf '%s\n' "$*" >&2; cat >/dev/null 2>&1; exit 1; }}
+command -v setsid >/dev/null ||
+  die "setsid is not installed on the server (it comes with util-linux)"
+err=$(mkdir -p -- {ctl} 2>&1) || die "Creating the control directory failed: $err"
+# The control directory may be relative to where we are now, not to the job's directory.
+ctl=$(cd -- {ctl} && pwd) || die "Entering the control directory failed"
+# A control directory used before (a job run again) must not answer for this run.
+err=$(rm -f -- "$ctl/pgid" "$ctl/monitor.pid" "$ctl/exit_code" "$ctl/timed_out" \
+  "$ctl/canceled" 2>&1) || die "Clearing the control directory $ctl failed: $err"
+err=$( {{ : > "$ctl/stdout" && : > "$ctl/stderr"; }} 2>&1) ||
+  die "Creating the output files in $ctl failed: $err"
+err=$(cat > "$ctl/monitor.sh" 2>&1) || die "Writing $ctl/monitor.sh failed: $err"
+size=$(wc -c < "$ctl/monitor.sh")
+[ "$size" -eq {size} ] ||
+  die "Writing $ctl/monitor.sh failed: $size of {size} bytes were written (is the disk full?)"
+err=$(cd -- {cwd} 2>&1) || die "Entering the job's directory failed: $err"
+cd -- {cwd} || die "Entering the job's directory failed"
+setsid /bin/sh "$ctl/monitor.sh" "$ctl" </dev/null >/dev/null 2>&1 &
+# Wait (at most 10 s) until the monitor has written both pids.
+i=0
+while [ ! -s "$ctl/pgid" ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done
+if [ ! -s "$ctl/pgid" ] || [ ! -s "$ctl/monitor.pid" ]; then
+  free=$(df -Pk -- "$ctl" 2>/dev/null | awk 'NR == 2 {{ print $4 }}')
+  [ "$free" = 0 ] && die "The program was not started: no space left on the device of $ctl"
+  die "The program was not started: its monitor wrote no process id to $ctl in 10 s"
+fi
+cat -- "$ctl/pgid" "$ctl/monitor.pid"
+"""
 
 
 class ByteStream(abc.ABC):
@@ -204,7 +207,7 @@ class Transport(abc.ABC):
         if env:
             command = "env " + quote([f"{k}={v}" for k, v in env.items()]) + " " + command
         if cwd is not None:
-            command = f"cd {shlex.quote(cwd)} && {command}"
+            command = f"cd {qpath(cwd)} && {command}"
         return self.run_shell(command, timeout=timeout, input=input)
 
     def run_shell(
@@ -222,15 +225,15 @@ class Transport(abc.ABC):
         return result
 
     def mkdir_p(self, path: str) -> None:
-        self.check(["mkdir", "-p", "--", path], what=f"Creating directory {path!r}")
+        self.check(["mkdir", "-p", "--", remote_path(path)], what=f"Creating directory {path!r}")
 
     def remove(self, path: str, *, recursive: bool = False) -> None:
         """Remove a file (or a tree, if ``recursive``); a missing path is not an error."""
         flags = "-rf" if recursive else "-f"
-        self.check(["rm", flags, "--", path], what=f"Removing {path!r}")
+        self.check(["rm", flags, "--", remote_path(path)], what=f"Removing {path!r}")
 
     def exists(self, path: str) -> bool:
-        return self.run(["test", "-e", path]).ok
+        return self.run(["test", "-e", remote_path(path)]).ok
 
     def put_bytes(self, data: bytes, path: str, *, mode: int | None = None) -> int:
         return self.put_fileobj(io.BytesIO(data), path, mode=mode)
@@ -265,29 +268,9 @@ class Transport(abc.ABC):
         server itself sends TERM to the group when the limit passes, then KILL after
         ``grace`` seconds, and writes ``timed_out``. Needs ``setsid`` on the server.
         """
-        ctl = control_directory.rstrip("/") or "/"
-        q = shlex.quote
-        # One command does it all (each round trip to a server costs): prepare the control
-        # directory, take the monitor script from stdin, start it, report the pids.
-        launch = (
-            "command -v setsid >/dev/null || "
-            "{ echo 'setsid is not installed on the server (it comes with util-linux)' >&2; "
-            "exit 127; } && "
-            f"mkdir -p {q(ctl)} && "
-            # The control directory may be relative to where we are now, not to cwd.
-            f"ctl=$(cd {q(ctl)} && pwd) && "
-            # A control directory used before (a job run again) must not answer for this run.
-            'rm -f "$ctl/pgid" "$ctl/monitor.pid" "$ctl/exit_code" "$ctl/timed_out" '
-            '"$ctl/canceled" && '
-            ': > "$ctl/stdout" && : > "$ctl/stderr" && cat > "$ctl/monitor.sh" && '
-            f"cd {q(cwd)} && "
-            '{ setsid /bin/sh "$ctl/monitor.sh" "$ctl" </dev/null >/dev/null 2>&1 & } && '
-            # Wait (at most 10 s) until the monitor has written both pids.
-            'i=0; while [ ! -s "$ctl/pgid" ] && [ $i -lt 1000 ]; do '
-            "sleep 0.01; i=$((i+1)); done; "
-            'cat "$ctl/pgid" "$ctl/monitor.pid"'
-        )
-        script = _monitor_script(argv, time_limit, grace).encode()
+        ctl = remote_path(control_directory.rstrip("/") or "/")
+        script = monitor_script(argv, time_limit, grace).encode()
+        launch = _LAUNCH.format(ctl=qpath(ctl), cwd=qpath(cwd), size=len(script))
         result = self.run_shell(launch, timeout=30, input=script)
         numbers = result.stdout.split()
         if not result.ok or len(numbers) != 2:
@@ -360,7 +343,7 @@ class Transport(abc.ABC):
                         "-s",
                         str(EXIT_CHECK_SECONDS),
                         "--",
-                        path,
+                        remote_path(path),
                     ]
                 )
                 streams[index] = self._stream(command)
@@ -417,38 +400,3 @@ class Transport(abc.ABC):
                     f"after {timeout:g} s"
                 )
             time.sleep(0.05)
-
-
-def _monitor_script(argv: Sequence[str], time_limit: float | None, grace: float) -> str:
-    q = shlex.quote
-    lines = [
-        "# Written by django-remote-submission: runs one job, detached from any connection.",
-        "# $1 is the absolute path of the job's control directory.",
-        'ctl="$1"',
-        'echo $$ > "$ctl/monitor.pid"',
-        f'setsid {quote(argv)} >>"$ctl/stdout" 2>>"$ctl/stderr" </dev/null &',
-        "pgid=$!",
-        'echo "$pgid" > "$ctl/pgid.tmp" && mv -f "$ctl/pgid.tmp" "$ctl/pgid"',
-        "watchdog=",
-    ]
-    if time_limit:
-        ticks = max(1, int(grace / 0.1))
-        watchdog = (
-            'sleep "$1"; echo "$1" > "$2/timed_out"; kill -TERM -"$3" 2>/dev/null; i=0; '
-            f'while kill -0 -"$3" 2>/dev/null && [ $i -lt {ticks} ]; do sleep 0.1; i=$((i+1)); '
-            'done; kill -KILL -"$3" 2>/dev/null'
-        )
-        lines += [
-            f"setsid /bin/sh -c {q(watchdog)} watchdog {float(time_limit):g} "
-            '"$ctl" "$pgid" </dev/null >/dev/null 2>&1 &',
-            "watchdog=$!",
-        ]
-    lines += [
-        'wait "$pgid"; code=$?',
-        'if [ -n "$watchdog" ]; then',
-        '  if [ -e "$ctl/timed_out" ]; then wait "$watchdog"; '
-        'else kill -KILL -"$watchdog" 2>/dev/null; fi',
-        "fi",
-        'echo "$code" > "$ctl/exit_code.tmp" && mv -f "$ctl/exit_code.tmp" "$ctl/exit_code"',
-    ]
-    return "\n".join(lines) + "\n"

@@ -43,6 +43,7 @@ from django_remote_submission.transport.base import (
     quote,
 )
 from django_remote_submission.transport.hostkeys import HostKey, known_hosts_name
+from django_remote_submission.transport.shell import qpath, remote_path
 
 #: find's output for list_tree: relative path, size, mtime, each ended by a NUL.
 _FIND_PRINTF = "-printf " + shlex.quote("%P\\0%s\\0%T@\\0")
@@ -742,7 +743,7 @@ class SSHTransport(Transport):
         # paramiko's SFTP reads, whose every 32 KiB request is a round of Python code.
         copied = 0
         with self._channel(f"reading {path!r}") as channel:
-            channel.exec_command(quote(["cat", "--", path]))
+            channel.exec_command(quote(["cat", "--", remote_path(path)]))
             channel.shutdown_write()
             while chunk := channel.recv(CHUNK):
                 fileobj.write(chunk)
@@ -792,7 +793,7 @@ class SSHTransport(Transport):
         # seconds only, and a request per directory. It is the fallback.
         # Only the login's own files: a shared directory (/tmp) also holds other users'
         # files, changed while the job ran, that are none of this job's business.
-        result = self.run_shell(f'find {shlex.quote(path)} -type f -uid "$(id -u)" {_FIND_PRINTF}')
+        result = self.run_shell(f'find {qpath(path)} -type f -uid "$(id -u)" {_FIND_PRINTF}')
         fields = result.stdout.split(b"\0")
         if result.stdout and len(fields) % 3 == 1 and fields[-1] == b"":
             found = [
