@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 
 from django_remote_submission.conf import conf
-from django_remote_submission.exceptions import RemoteSubmissionError
+from django_remote_submission.exceptions import RemoteSubmissionError, TransportError
 from django_remote_submission.logstream import STREAMS, LineSplitter, LogPolicy, LogRow, LogWriter
 from django_remote_submission.models import Job, Log, Server
 from django_remote_submission.results import collect, snapshot
 from django_remote_submission.transport import LocalTransport, SSHTransport, Transport
-from django_remote_submission.transport.base import DetachedProcess
+from django_remote_submission.transport.detached import DetachedProcess
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +101,20 @@ def program_argument(job: Job) -> str:
     return name if not name.startswith("-") else f"./{name}"
 
 
+def upload_program(transport: Transport, job: Job) -> None:
+    """Write the job's program to its file and check that all of it arrived: a full disk
+    must not leave a short program to run."""
+    data = job.program.encode("utf-8")
+    path = program_path(job)
+    transport.put_bytes(data, path)
+    size = transport.file_size(path)
+    if size != len(data):
+        raise TransportError(
+            f"Uploading the program to {path!r} on {transport.description} failed: "
+            f"{size or 0} of {len(data)} bytes arrived (is the disk full?)."
+        )
+
+
 class JobCanceled(RemoteSubmissionError):
     pass
 
@@ -154,7 +168,7 @@ class JobRunner:
             raise JobCanceled("Canceled before it started.")
         directory = remote_directory(self.job)
         self.transport.mkdir_p(directory)
-        self.transport.put_text(self.job.program, program_path(self.job))
+        upload_program(self.transport, self.job)
         return snapshot(self.transport.list_tree(directory))
 
     def launch(self) -> DetachedProcess:
@@ -341,7 +355,7 @@ def copy_job(job: Job, options: RunOptions) -> None:
         transport = build_transport(job, options)
         with transport:
             transport.mkdir_p(remote_directory(job))
-            transport.put_text(job.program, program_path(job))
+            upload_program(transport, job)
         job.status = Job.STATUS.submitted
         job.save(update_fields=["status", "modified"])
         Log.objects.create(

@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 FOLLOW_TICK = 0.1
 #: Seconds between looks for the exit code while a followed program is silent.
 EXIT_CHECK_SECONDS = 0.5
+#: Times the readers of one followed program may die and be started again.
+MAX_READER_RESTARTS = 20
+#: Bytes read at a time of what the readers did not deliver.
+REMAINDER_CHUNK = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -320,34 +324,28 @@ class Transport(abc.ABC):
 
         Yields ``(index, chunk)`` as bytes arrive (``index`` into ``files``), and ``None``
         after each ``FOLLOW_TICK`` of silence, so the caller can flush or give up. Ends
-        once the program has ended and every file has been read to its end, so that the
-        offsets the caller adds up are exact. Needs GNU ``tail`` on the server.
+        once the program has ended and every file has been read to its final size, so that
+        the offsets the caller adds up are exact: a reader that dies on the server (an OOM
+        killer, an admin's ``pkill tail``) is started again from where it stopped, and what
+        it did not deliver is read at the end. Raises ``TransportError`` saying what is
+        missing when that cannot be done. Needs GNU ``tail`` on the server.
         """
         consumed = [int(offset) for _, offset in files]
         final_sizes: list[int] | None = None
+        restarts = 0
         # Look for the exit code soon after the start (short jobs end fast), then less often.
         exit_check_delay = 0.02
         next_exit_check = time.monotonic() + exit_check_delay
         streams: dict[int, ByteStream] = {}
         selector = selectors.DefaultSelector()
+
+        def start(index: int) -> None:
+            streams[index] = self._stream(_tail_command(files[index][0], consumed[index], process))
+            selector.register(streams[index].fileno(), selectors.EVENT_READ, index)
+
         try:
-            for index, (path, offset) in enumerate(files):
-                # --pid ends tail once the monitor is gone, should this worker go first.
-                command = quote(
-                    [
-                        "tail",
-                        "-c",
-                        f"+{int(offset) + 1}",
-                        "-f",
-                        f"--pid={int(process.monitor_pid)}",
-                        "-s",
-                        str(EXIT_CHECK_SECONDS),
-                        "--",
-                        remote_path(path),
-                    ]
-                )
-                streams[index] = self._stream(command)
-                selector.register(streams[index].fileno(), selectors.EVENT_READ, index)
+            for index in range(len(files)):
+                start(index)
             while streams:
                 wait = FOLLOW_TICK
                 if final_sizes is None:
@@ -361,13 +359,29 @@ class Transport(abc.ABC):
                         yield index, chunk
                     elif chunk is not None:
                         self._drop_stream(selector, streams, index)
+                        if final_sizes is None and not self._has_ended(process):
+                            # The reader died, not the program: read on from here.
+                            self._size(files[index][0])
+                            restarts += 1
+                            if restarts > MAX_READER_RESTARTS:
+                                raise TransportError(
+                                    f"The readers of {files[index][0]!r} on {self.description} "
+                                    f"ended {restarts} times while the program ran."
+                                )
+                            logger.warning(
+                                "The reader of %s on %s ended early; starting it again at byte %s",
+                                files[index][0],
+                                self.description,
+                                consumed[index],
+                            )
+                            start(index)
                 # The monitor may linger as a zombie where init reaps late, keeping tail
                 # alive; once the exit code exists, the files' sizes say when to stop.
                 if final_sizes is None and not events and time.monotonic() >= next_exit_check:
                     exit_check_delay = min(EXIT_CHECK_SECONDS, exit_check_delay * 2)
                     next_exit_check = time.monotonic() + exit_check_delay
                     if self.file_size(process.exit_code_path) is not None:
-                        final_sizes = [self.file_size(path) or 0 for path, _ in files]
+                        final_sizes = self._final_sizes(files)
                 if final_sizes is not None:
                     for index in list(streams):
                         if consumed[index] >= final_sizes[index]:
@@ -378,6 +392,48 @@ class Transport(abc.ABC):
             selector.close()
             for stream in streams.values():
                 stream.close()
+        if final_sizes is None:
+            self.wait_for_exit_code(process)
+            final_sizes = self._final_sizes(files)
+        for index, (path, _) in enumerate(files):
+            # What the readers did not deliver (one died as the program ended, say).
+            while consumed[index] < final_sizes[index]:
+                wanted = min(REMAINDER_CHUNK, final_sizes[index] - consumed[index])
+                try:
+                    chunk = self.read_file(path, consumed[index], wanted)
+                except TransportError as exc:
+                    raise TransportError(
+                        f"{final_sizes[index] - consumed[index]} bytes of {path!r} from byte "
+                        f"{consumed[index]} on could not be read: {exc}"
+                    ) from exc
+                if not chunk:
+                    raise TransportError(
+                        f"{final_sizes[index] - consumed[index]} bytes of {path!r} from byte "
+                        f"{consumed[index]} on could not be read: the file ends at "
+                        f"{consumed[index]}, although it had {final_sizes[index]} bytes."
+                    )
+                consumed[index] += len(chunk)
+                yield index, chunk
+
+    def _has_ended(self, process: DetachedProcess) -> bool:
+        """Whether the program has ended: its exit code is there, or its monitor, which
+        would write it, is gone (then the exit code is looked for once more, at the end)."""
+        if self.file_size(process.exit_code_path) is not None:
+            return True
+        return not self.run_shell(f"kill -0 {int(process.monitor_pid)} 2>/dev/null").ok
+
+    def _final_sizes(self, files: Sequence[tuple[str, int]]) -> list[int]:
+        return [self._size(path) for path, _ in files]
+
+    def _size(self, path: str) -> int:
+        """The size of a followed output file, which must not have gone."""
+        size = self.file_size(path)
+        if size is None:
+            raise TransportError(
+                f"The output file {path!r} on {self.description} is gone: what the "
+                "program wrote to it and was not stored yet is lost."
+            )
+        return size
 
     @staticmethod
     def _drop_stream(
@@ -400,3 +456,21 @@ class Transport(abc.ABC):
                     f"after {timeout:g} s"
                 )
             time.sleep(0.05)
+
+
+def _tail_command(path: str, offset: int, process: DetachedProcess) -> str:
+    """Follows a file from a byte offset; ``--pid`` ends it once the monitor is gone,
+    should this worker go first."""
+    return quote(
+        [
+            "tail",
+            "-c",
+            f"+{int(offset) + 1}",
+            "-f",
+            f"--pid={int(process.monitor_pid)}",
+            "-s",
+            str(EXIT_CHECK_SECONDS),
+            "--",
+            remote_path(path),
+        ]
+    )

@@ -40,10 +40,9 @@ from django_remote_submission.transport.base import (
     CommandResult,
     RemoteFile,
     Transport,
-    quote,
 )
 from django_remote_submission.transport.hostkeys import HostKey, known_hosts_name
-from django_remote_submission.transport.shell import qpath, remote_path
+from django_remote_submission.transport.shell import qpath, quote, remote_path
 
 #: find's output for list_tree: relative path, size, mtime, each ended by a NUL.
 _FIND_PRINTF = "-printf " + shlex.quote("%P\\0%s\\0%T@\\0")
