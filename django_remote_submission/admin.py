@@ -14,7 +14,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from django_remote_submission.diagnostics import check_server
-from django_remote_submission.exceptions import RemoteSubmissionError
+from django_remote_submission.exceptions import LoginRefused, RemoteSubmissionError
+from django_remote_submission.logins import check_login, check_server_login
 from django_remote_submission.logstream import LogPolicy
 from django_remote_submission.models import Interpreter, Job, Log, Result, Server
 from django_remote_submission.tasks import cancel_job, submit_job_to_server
@@ -64,7 +65,10 @@ class CredentialsForm(forms.Form):
         required=False,
         strip=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text=_("Used for this run only, never stored. Blank: the worker's SSH keys."),
+        help_text=_(
+            "Used for this run only, never stored. Blank: the worker's own SSH keys, if the "
+            "site grants them to you on the server."
+        ),
     )
 
 
@@ -79,7 +83,10 @@ class ServerCredentialsForm(forms.Form):
         required=False,
         strip=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text=_("Used for this test only, never stored. Blank: this web server's SSH keys."),
+        help_text=_(
+            "Used for this test only, never stored. Blank: this web server's SSH keys, if "
+            "the site grants them to you on the server."
+        ),
     )
 
 
@@ -150,7 +157,7 @@ class InterpreterAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 class ServerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ["title", "hostname", "port", "username", "has_pinned_key", "modified"]
     search_fields = ["title", "hostname"]
-    filter_horizontal = ["interpreters"]
+    filter_horizontal = ["interpreters", "allowed_users", "allowed_groups"]
 
     actions = ["test_connection", "pin_host_key"]
 
@@ -179,12 +186,16 @@ class ServerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 submit_label=str(_("Test")),
                 form=form,
             )
+        username = form.cleaned_data["username"] or None
+        password = form.cleaned_data["password"] or None
         for server in queryset:
-            report = check_server(
-                server,
-                username=form.cleaned_data["username"] or None,
-                password=form.cleaned_data["password"] or None,
-            )
+            # The test logs in and runs commands: the same login policy as a job's.
+            try:
+                check_server_login(request.user, server, username=username, password=password)
+            except LoginRefused as exc:
+                self.message_user(request, f"{server}: {exc}", messages.ERROR)
+                continue
+            report = check_server(server, username=username, password=password)
             self.message_user(
                 request, str(report), messages.SUCCESS if report.ok else messages.ERROR
             )
@@ -348,6 +359,17 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         for job in queryset:
             if not copy and job.status == Job.STATUS.submitted:
                 self.message_user(request, f"{job} is running: skipped.", messages.WARNING)
+                continue
+            try:
+                check_login(
+                    request.user,
+                    job,
+                    username=options["username"],
+                    password=options["password"],
+                    remote=options["remote"],
+                )
+            except LoginRefused as exc:
+                self.message_user(request, f"{job}: {exc}", messages.ERROR)
                 continue
             target = job.duplicate() if copy else job
             submit_job_to_server.delay(job_pk=target.pk, **options)

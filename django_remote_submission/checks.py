@@ -13,6 +13,7 @@ from typing import Any
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
+from django.utils.module_loading import import_string
 
 from django_remote_submission.conf import DEFAULTS, HOST_KEY_POLICIES, PREFIX
 
@@ -108,8 +109,37 @@ def check_settings(
                 id=ID.format("E005"),
             )
         )
+    errors += _check_login_policy()
     errors += _check_channel_layer()
     return errors
+
+
+def _check_login_policy() -> list[CheckMessage]:
+    path = _value("LOGIN_POLICY")
+    if path in (None, ""):
+        return []
+    problem = ""
+    if not isinstance(path, str):
+        problem = "it must be the dotted path of a function, as a string"
+    else:
+        try:
+            policy = import_string(path)
+        except Exception as exc:  # whatever the module raises: a report, not a crash
+            problem = f"it does not import: {type(exc).__name__}: {exc}"
+        else:
+            if not callable(policy):
+                problem = f"it names a {type(policy).__name__}, not callable"
+    if not problem:
+        return []
+    return [
+        Error(
+            f"{PREFIX}LOGIN_POLICY is {path!r}; {problem}.",
+            hint="Name a function like django_remote_submission.logins.default_policy, "
+            "e.g. 'myproject.policies.cluster_logins', or remove the setting to use the "
+            "app's own policy.",
+            id=ID.format("E006"),
+        )
+    ]
 
 
 def _check_channel_layer() -> list[CheckMessage]:

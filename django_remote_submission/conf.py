@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "LOG_MAX_BYTES": 64 * 1024 * 1024,
     "RESULT_MAX_FILE_SIZE": 1024 * 1024 * 1024,
     "RESULT_MAX_TOTAL_SIZE": 4 * 1024 * 1024 * 1024,
+    "LOGIN_POLICY": None,
 }
 
 
@@ -106,6 +107,12 @@ class Settings:
     def RESULT_MAX_TOTAL_SIZE(self) -> int | None:
         value = _get("RESULT_MAX_TOTAL_SIZE")
         return None if value is None else int(value)
+
+    @property
+    def LOGIN_POLICY(self) -> str | None:
+        """The dotted path of the project's login policy; None for the app's own."""
+        value = _get("LOGIN_POLICY")
+        return value or None
 
 
 conf = Settings()

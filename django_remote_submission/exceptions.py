@@ -23,3 +23,7 @@ class HostKeyRejected(TransportError):
 
 class CommandTimedOut(TransportError):
     """A command did not finish in the time it was given."""
+
+
+class LoginRefused(RemoteSubmissionError):
+    """The site's login policy does not let this user run jobs as this login."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 import uuid
-from typing import Any
+from typing import Any, Self, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -13,6 +13,8 @@ from django.utils.translation import gettext_lazy as _
 from model_utils import Choices, FieldTracker
 from model_utils.fields import AutoCreatedField
 from model_utils.models import TimeStampedModel
+
+_Row = TypeVar("_Row", bound=models.Model)
 
 
 def validate_argument_list(value: Any) -> None:
@@ -104,14 +106,71 @@ class Server(TimeStampedModel):
             "When set, a server presenting any other key is refused."
         ),
     )
+    allowed_users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="remote_servers_granted",
+        verbose_name=_("Users Granted the Worker's Credentials"),
+        help_text=_(
+            "These users may run jobs here without a password: the worker logs in with its "
+            "own SSH credentials (its key file, ssh-agent or default keys), as any login "
+            "those open. Everyone else must give the login's password."
+        ),
+    )
+    allowed_groups = models.ManyToManyField(
+        "auth.Group",
+        blank=True,
+        related_name="remote_servers_granted",
+        verbose_name=_("Groups Granted the Worker's Credentials"),
+        help_text=_(
+            "The members of these groups may run jobs here with the worker's own SSH "
+            "credentials, as the users above may."
+        ),
+    )
 
     class Meta:
         verbose_name = _("server")
         verbose_name_plural = _("servers")
         ordering = ["title", "id"]
+        permissions = [
+            (
+                "use_worker_credentials",
+                _("Can run jobs on every server with the worker's own SSH credentials"),
+            ),
+            ("run_on_worker_host", _("Can run jobs on the worker host itself (remote=False)")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.title} <{self.hostname}:{self.port}>"
+
+
+class _VisibleQuerySet(models.QuerySet[_Row]):
+    """Rows of jobs a user may see: their own jobs', or every row with the model's view
+    permission, as in the admin (superusers have it; being staff alone does not)."""
+
+    #: The lookup from a row to its job's owner.
+    owner_lookup = "owner_id"
+
+    def visible_to(self, user: Any) -> Self:
+        """``user`` is any user model's instance, or AnonymousUser (who sees nothing)."""
+        opts = self.model._meta
+        if user.has_perm(f"{opts.app_label}.view_{opts.model_name}"):
+            return self
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(**{self.owner_lookup: user.pk})
+
+
+class JobQuerySet(_VisibleQuerySet["Job"]):
+    owner_lookup = "owner_id"
+
+
+class LogQuerySet(_VisibleQuerySet["Log"]):
+    owner_lookup = "job__owner_id"
+
+
+class ResultQuerySet(_VisibleQuerySet["Result"]):
+    owner_lookup = "job__owner_id"
 
 
 class Job(TimeStampedModel):
@@ -227,6 +286,7 @@ class Job(TimeStampedModel):
         help_text=_("The id of the Celery task that runs the job"),
     )
 
+    objects = JobQuerySet.as_manager()
     tracker = FieldTracker(fields=["status"])
 
     class Meta:
@@ -288,6 +348,8 @@ class Log(models.Model):
         help_text=_("The job this log came from"),
     )
 
+    objects = LogQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("log")
         verbose_name_plural = _("logs")
@@ -336,6 +398,8 @@ class Result(TimeStampedModel):
         blank=True,
         help_text=_("The SHA-256 digest of the file, in hex"),
     )
+
+    objects = ResultQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("result")

@@ -1,8 +1,13 @@
+import time
+
 import pytest
+from django.contrib import messages
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from django_remote_submission.models import Interpreter, Job, Log
 from tests.factories import make_interpreter, make_job, make_log, make_result, make_user
+from tests.sshagent import worker_ssh_agent
 
 pytestmark = pytest.mark.django_db
 
@@ -286,3 +291,80 @@ def test_actions_need_the_change_permission(client):
     assert 'value="cancel"' not in page
     page = client.get(reverse("admin:django_remote_submission_server_changelist")).content.decode()
     assert "pin_host_key" not in page
+
+
+# The login policy ---------------------------------------------------------------------
+
+CANARY = "open('canary', 'w').write('ran')\nprint('ran')\n"
+
+
+@pytest.fixture
+def worker_agent(openssh_account, monkeypatch):
+    """The worker's own credentials work: a refusal is the policy's, not the server's."""
+    with worker_ssh_agent(openssh_account, monkeypatch) as socket:
+        yield socket
+
+
+def clerk(*codenames):
+    """A staff user with some of the app's model permissions, and no login granted."""
+    user = make_user("clerk", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="django_remote_submission", codename__in=codenames
+        )
+    )
+    return user
+
+
+def errors_of(response):
+    return [str(m) for m in response.context["messages"] if m.level == messages.ERROR]
+
+
+@pytest.mark.ssh
+@pytest.mark.worker
+@pytest.mark.redis
+def test_submit_and_copy_actions_refuse_a_login_the_user_may_not_use(
+    openssh_target, celery_worker, worker_agent, transactional_db, client
+):
+    target = openssh_target
+    target.server.username = target.account.username
+    target.server.save()
+    client.force_login(clerk("view_job", "change_job", "add_job"))
+    job = target.job(CANARY)
+    options = {"apply": "1", "username": "", "password": "", "log_policy": "1", "remote": "on"}
+    refusal = f"may not run jobs as '{target.account.username}' on {target.server}"
+    for action in ("submit_to_server", "resubmit"):
+        response = run_action(client, "job", action, [job], **options)
+        [error] = errors_of(response)
+        assert refusal in error
+        assert str(job) in error
+        assert not any("Successfully" in message for message in messages_of(response))
+    job.refresh_from_db()
+    assert (Job.objects.count(), job.status, job.task_id) == (1, "initial", "")
+    assert not target.transport.exists(f"{target.directory}/canary")
+
+    if not target.account.password:
+        pytest.skip("the OpenSSH server offers no password login here")
+    response = run_action(
+        client, "job", "submit_to_server", [job], **{**options, "password": target.account.password}
+    )
+    assert "Successfully submitted 1 job." in messages_of(response)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not job.is_finished:
+        time.sleep(0.2)
+        job.refresh_from_db()
+    assert job.status == "success", job.error
+
+
+@pytest.mark.ssh
+def test_test_connection_refuses_a_login_the_user_may_not_use(openssh_target, worker_agent, client):
+    target = openssh_target
+    target.server.username = target.account.username
+    target.server.save()
+    client.force_login(clerk("view_server", "change_server"))
+    response = run_action(
+        client, "server", "test_connection", [target.server], apply="1", username="", password=""
+    )
+    [error] = errors_of(response)
+    assert f"may not run jobs as '{target.account.username}' on {target.server}" in error
+    assert not any("Logged in" in message for message in messages_of(response))

@@ -1,8 +1,10 @@
-"""The REST API: access for anonymous users, owners, others and staff; jobs run from it."""
+"""The REST API: access for anonymous users, owners, others, staff and permission holders;
+jobs run from it."""
 
 import logging
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.files.base import ContentFile
 from rest_framework.test import APIClient
 
@@ -18,6 +20,15 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 
+def grant(user, *codenames):
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="django_remote_submission", codename__in=codenames
+        )
+    )
+    return type(user).objects.get(pk=user.pk)  # a fresh instance: permissions are cached
+
+
 def client_for(user=None):
     client = APIClient()
     if user is not None:
@@ -30,6 +41,7 @@ def world():
     owner = make_user("owner@example.com")
     other = make_user("other")
     staff = make_user("staff", is_staff=True)
+    viewer = grant(make_user("viewer"), "view_job", "view_log", "view_result")
     job = make_job(owner=owner, title="mine")
     theirs = make_job(owner=other, title="theirs", server=job.server)
     log = make_log(job=job, content="my line\n")
@@ -41,6 +53,7 @@ def world():
         "owner": owner,
         "other": other,
         "staff": staff,
+        "viewer": viewer,
         "objects": {
             "jobs": (job, theirs),
             "logs": (log, their_log),
@@ -63,25 +76,72 @@ def test_owners_see_their_own_rows_only(route, world):
     assert [row["id"] for row in listing["results"]] == [mine.pk]
     assert client.get(f"/api/{route}/{mine.pk}/").status_code == 200
     assert client.get(f"/api/{route}/{theirs.pk}/").status_code == 404
-    staff = client_for(world["staff"]).get(f"/api/{route}/").json()
-    assert {row["id"] for row in staff["results"]} == {mine.pk, theirs.pk}
 
 
-def test_servers_and_interpreters_are_read_by_users_and_written_by_staff(world):
+@pytest.mark.parametrize("route", ["jobs", "logs", "results"])
+def test_staff_read_other_users_rows_with_the_view_permission_only(route, world):
+    """As in the admin: being staff shows nothing; the model's view permission does."""
+    mine, theirs = world["objects"][route]
+    staff = client_for(world["staff"])
+    assert staff.get(f"/api/{route}/").json()["count"] == 0
+    assert staff.get(f"/api/{route}/{theirs.pk}/").status_code == 404
+    viewer = client_for(world["viewer"])
+    listing = viewer.get(f"/api/{route}/").json()
+    assert {row["id"] for row in listing["results"]} == {mine.pk, theirs.pk}
+    assert viewer.get(f"/api/{route}/{theirs.pk}/").status_code == 200
+
+
+def test_staff_without_view_job_do_not_read_another_users_job_or_its_log(world):
+    theirs = world["objects"]["jobs"][1]
+    staff = client_for(world["staff"])
+    assert staff.get(f"/api/jobs/{theirs.pk}/").status_code == 404
+    assert staff.get(f"/api/jobs/{theirs.pk}/logs/").status_code == 404
+    assert staff.get(f"/api/jobs/?owner={theirs.owner_id}").json()["count"] == 0
+    page = client_for(world["viewer"]).get(f"/api/jobs/{theirs.pk}/logs/").json()
+    assert [row["content"] for row in page["results"]] == ["their line\n"]
+
+
+def test_acting_on_another_users_job_needs_the_model_permission(world):
+    theirs = world["objects"]["jobs"][1]
+    viewer = client_for(world["viewer"])
+    assert viewer.patch(f"/api/jobs/{theirs.pk}/", {"title": "x"}).status_code == 403
+    assert viewer.delete(f"/api/jobs/{theirs.pk}/").status_code == 403
+    assert viewer.post(f"/api/jobs/{theirs.pk}/cancel/").status_code == 403
+    assert viewer.post(f"/api/jobs/{theirs.pk}/submit/", {}, format="json").status_code == 403
+    assert viewer.post(f"/api/jobs/{theirs.pk}/resubmit/", {}, format="json").status_code == 403
+    theirs.refresh_from_db()
+    assert (theirs.title, theirs.cancel_requested_at, theirs.task_id) == ("theirs", None, "")
+    assert Job.objects.count() == 2
+
+    changer = client_for(grant(world["viewer"], "change_job"))
+    assert changer.patch(f"/api/jobs/{theirs.pk}/", {"title": "x"}).status_code == 200
+    assert changer.post(f"/api/jobs/{theirs.pk}/cancel/").status_code == 202
+    deleter = client_for(grant(world["viewer"], "delete_job"))
+    assert deleter.delete(f"/api/jobs/{theirs.pk}/").status_code == 204
+
+
+def test_servers_and_interpreters_are_read_by_users_and_written_with_model_permissions(world):
     user, staff = client_for(world["owner"]), client_for(world["staff"])
     server = world["objects"]["jobs"][0].server
     assert user.get("/api/servers/").json()["count"] == 1
     assert user.get("/api/interpreters/").status_code == 200
-    assert user.post("/api/servers/", {"title": "x", "hostname": "h"}).status_code == 403
-    assert user.patch(f"/api/servers/{server.pk}/", {"title": "y"}).status_code == 403
-    created = staff.post(
+    for client in (user, staff):
+        assert client.post("/api/servers/", {"title": "x", "hostname": "h"}).status_code == 403
+        assert client.patch(f"/api/servers/{server.pk}/", {"title": "y"}).status_code == 403
+        assert client.delete(f"/api/servers/{server.pk}/").status_code == 403
+    manager = client_for(
+        grant(make_user("manager"), "add_interpreter", "add_server", "change_server")
+    )
+    assert manager.patch(f"/api/servers/{server.pk}/", {"title": "y"}).status_code == 200
+    assert manager.delete(f"/api/servers/{server.pk}/").status_code == 403
+    created = manager.post(
         "/api/interpreters/",
         {"name": "bash", "path": "/bin/bash", "arguments": ["-e"]},
         format="json",
     )
     assert created.status_code == 201
     assert created.json()["arguments"] == ["-e"]
-    response = staff.post(
+    response = manager.post(
         "/api/servers/",
         {"title": "new", "hostname": "h.example", "interpreters": [created.json()["id"]]},
         format="json",
@@ -203,13 +263,17 @@ def test_running_jobs_cannot_be_changed_or_deleted(world):
     assert client.post(f"/api/jobs/{job.pk}/submit/", {}).status_code == 409
 
 
-def test_only_staff_may_run_on_the_worker_host(world):
-    job = world["objects"]["jobs"][0]
-    response = client_for(world["owner"]).post(
-        f"/api/jobs/{job.pk}/submit/", {"remote": False}, format="json"
+@pytest.mark.parametrize("who", ["owner", "staff"])
+def test_the_worker_host_needs_the_run_on_worker_host_permission(world, who):
+    user = world[who]
+    job = make_job(owner=user, server=world["objects"]["jobs"][0].server)
+    response = client_for(user).post(
+        f"/api/jobs/{job.pk}/submit/", {"remote": False, "password": "x"}, format="json"
     )
-    assert response.status_code == 400
-    assert "Only staff" in str(response.json())
+    assert response.status_code == 403
+    assert "django_remote_submission.run_on_worker_host" in response.json()["detail"]
+    job.refresh_from_db()
+    assert job.task_id == ""
 
 
 def test_cancel_of_an_ended_job_is_a_conflict(world):
@@ -280,7 +344,7 @@ def test_create_submit_logs_and_results_through_the_api(
 
 def test_deleting_a_server_in_use_is_a_conflict(world):
     job = world["objects"]["jobs"][0]
-    staff = client_for(world["staff"])
+    staff = client_for(grant(world["staff"], "delete_server", "delete_interpreter"))
     assert staff.delete(f"/api/servers/{job.server_id}/").status_code == 409
     assert staff.delete(f"/api/interpreters/{job.interpreter_id}/").status_code == 409
 

@@ -122,3 +122,27 @@ def test_redis_channel_layer_without_hosts_uses_redis_py_defaults():
 def test_the_websocket_prefix_must_be_a_path(prefix):
     with override_settings(REMOTE_SUBMISSION_WEBSOCKET_PREFIX=prefix):
         assert ids(check_settings()) == ["django_remote_submission.E005"]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("tests.no_such_module.policy", "does not import"),
+        ("tests.test_logins.no_such_policy", "does not import"),
+        ("policy", "does not import"),
+        ("tests.test_logins.CANARY", "not callable"),
+        (42, "dotted path"),
+    ],
+)
+def test_the_login_policy_must_name_a_callable(value, reason):
+    with override_settings(REMOTE_SUBMISSION_LOGIN_POLICY=value):
+        [message] = check_settings()
+    assert message.id == "django_remote_submission.E006"
+    assert repr(value) in message.msg
+    assert reason in message.msg
+
+
+@pytest.mark.parametrize("value", [None, "", "tests.test_logins.cluster_logins"])
+def test_a_login_policy_that_imports_passes(value):
+    with override_settings(REMOTE_SUBMISSION_LOGIN_POLICY=value):
+        assert check_settings() == []

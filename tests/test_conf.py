@@ -29,3 +29,11 @@ def test_a_known_hosts_file_given_as_bytes_or_a_path_is_read_as_a_path():
     for value in (b"/srv/known_hosts", Path("/srv/known_hosts")):
         with override_settings(REMOTE_SUBMISSION_KNOWN_HOSTS_FILE=value):
             assert Path("/srv/known_hosts") == conf.KNOWN_HOSTS_FILE
+
+
+def test_the_login_policy_is_a_dotted_path_read_at_access_time():
+    assert conf.LOGIN_POLICY is None
+    with override_settings(REMOTE_SUBMISSION_LOGIN_POLICY="tests.test_logins.cluster_logins"):
+        assert conf.LOGIN_POLICY == "tests.test_logins.cluster_logins"
+    with override_settings(REMOTE_SUBMISSION_LOGIN_POLICY=""):
+        assert conf.LOGIN_POLICY is None

@@ -12,7 +12,6 @@ from django.contrib.auth.models import AnonymousUser
 from django_remote_submission import events
 from django_remote_submission.consumers import (
     CLOSE_BAD_REQUEST,
-    CLOSE_FORBIDDEN,
     CLOSE_NOT_FOUND,
     CLOSE_UNAUTHENTICATED,
 )
@@ -200,16 +199,25 @@ def test_anonymous_is_refused(path):
     run(body)
 
 
-def test_another_user_is_refused_and_staff_allowed():
+def test_another_users_job_looks_missing_unless_the_view_permission_opens_it():
+    """No job-id oracle: another user's job closes with the code of a missing one, as
+    REST answers 404 for both; staff see it only with the view permission, as in the admin."""
+    from django.contrib.auth.models import Permission
+
     job = make_job()
     make_log(job=job, content="private\n")
     stranger = make_user("mallory")
     staff = make_user("admin", is_staff=True)
+    viewer = make_user("auditor")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_job"))
 
     async def body():
-        socket = await connect(f"/ws/job-log/{job.pk}/", stranger)
-        assert await closed_with(socket) == CLOSE_FORBIDDEN
-        socket = await connect(f"/job-log/{job.pk}/", staff)
+        for user in (stranger, staff):
+            socket = await connect(f"/ws/job-log/{job.pk}/", user)
+            assert await closed_with(socket) == CLOSE_NOT_FOUND
+            socket = await connect(f"/ws/job-log/{job.pk + 1000}/", user)
+            assert await closed_with(socket) == CLOSE_NOT_FOUND
+        socket = await connect(f"/job-log/{job.pk}/", viewer)
         frames = await receive_until(socket, is_history_complete)
         assert frames[0]["content"] == "private\n"
         await socket.disconnect()

@@ -230,3 +230,39 @@ def test_a_pinned_host_key_must_be_a_key():
     assert "host_key" in excinfo.value.message_dict
     server.host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOv1"
     server.full_clean()
+
+
+def test_visible_to_is_the_owners_rows_or_all_with_the_view_permission():
+    from django.contrib.auth.models import AnonymousUser, Permission
+
+    mine = make_job()
+    theirs = make_job(server=mine.server)
+    rows = {
+        Job: (mine, theirs),
+        Log: (make_log(job=mine), make_log(job=theirs)),
+        Result: (make_result(job=mine), make_result(job=theirs)),
+    }
+    staff = make_user(is_staff=True)
+    for model, (own, other) in rows.items():
+        assert list(model.objects.visible_to(mine.owner)) == [own]
+        assert list(model.objects.visible_to(staff)) == []
+        assert list(model.objects.visible_to(AnonymousUser())) == []
+        viewer = make_user()
+        viewer.user_permissions.add(
+            Permission.objects.get(codename=f"view_{model._meta.model_name}")
+        )
+        assert set(model.objects.visible_to(viewer)) == {own, other}
+        assert set(model.objects.visible_to(make_user(is_superuser=True))) == {own, other}
+
+
+def test_servers_grant_the_workers_credentials_to_users_and_groups():
+    from django.contrib.auth.models import Group
+
+    server = make_server()
+    user, group = make_user(), Group.objects.create(name="cluster")
+    server.allowed_users.add(user)
+    server.allowed_groups.add(group)
+    assert list(user.remote_servers_granted.all()) == [server]
+    assert list(group.remote_servers_granted.all()) == [server]
+    codenames = {codename for codename, _ in Server._meta.permissions}
+    assert codenames == {"use_worker_credentials", "run_on_worker_host"}

@@ -110,7 +110,8 @@ class SubmitSerializer(serializers.Serializer[Any]):
         write_only=True,
         trim_whitespace=False,
         style={"input_type": "password"},
-        help_text="The SSH password; leave it out to log in with the worker's keys or agent.",
+        help_text="The SSH password. Left out, the worker logs in with its own keys or agent, "
+        "for the users the site grants them to.",
     )
     username = serializers.CharField(
         required=False,
@@ -132,14 +133,10 @@ class SubmitSerializer(serializers.Serializer[Any]):
         help_text="Ordered globs; '!' negates; the last match wins; null keeps every file.",
     )
     remote = serializers.BooleanField(
-        default=True, help_text="False runs the job on the worker host itself (staff only)."
+        default=True,
+        help_text="False runs the job on the worker host itself "
+        "(with the permission django_remote_submission.run_on_worker_host).",
     )
-
-    def validate_remote(self, remote: bool) -> bool:
-        request = self.context.get("request")
-        if not remote and not (request and request.user.is_staff):
-            raise serializers.ValidationError("Only staff may run jobs on the worker host.")
-        return remote
 
 
 class LogPageSerializer(serializers.Serializer[Any]):
@@ -147,6 +144,12 @@ class LogPageSerializer(serializers.Serializer[Any]):
     last_log_id = serializers.IntegerField()
     more = serializers.BooleanField()
     finished = serializers.BooleanField()
+
+
+class DetailSerializer(serializers.Serializer[Any]):
+    """Why a request was refused."""
+
+    detail = serializers.CharField()
 
 
 class SubmittedSerializer(serializers.Serializer[Any]):

@@ -1,4 +1,5 @@
-"""The API's viewsets: scoped to the requesting user, with actions that run jobs."""
+"""The API's viewsets: scoped to the requesting user, with actions that run jobs (after the
+login policy allows them)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,18 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import filters, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from django_remote_submission.api import serializers
-from django_remote_submission.api.permissions import OwnerOrStaff, ReadOnlyUnlessStaff
+from django_remote_submission.api.permissions import (
+    ModelPermissionsOrReadOnly,
+    OwnerOrModelPermission,
+)
+from django_remote_submission.exceptions import LoginRefused
+from django_remote_submission.logins import check_login
 from django_remote_submission.models import Interpreter, Job, Log, Result, Server
 from django_remote_submission.tasks import cancel_job, submit_job_to_server
 
@@ -56,7 +63,7 @@ class _InUseMixin:
 class ServerViewSet(_InUseMixin, viewsets.ModelViewSet[Server], _ViewSet):
     queryset = Server.objects.prefetch_related("interpreters").order_by("title", "id")
     serializer_class = serializers.ServerSerializer
-    permission_classes = [ReadOnlyUnlessStaff]
+    permission_classes = [ModelPermissionsOrReadOnly]
     filterset_fields = ["title", "hostname", "port", "username"]
     ordering_fields = ["id", "title", "hostname", "created", "modified"]
     search_fields = ["title", "hostname"]
@@ -65,7 +72,7 @@ class ServerViewSet(_InUseMixin, viewsets.ModelViewSet[Server], _ViewSet):
 class InterpreterViewSet(_InUseMixin, viewsets.ModelViewSet[Interpreter], _ViewSet):
     queryset = Interpreter.objects.order_by("name", "id")
     serializer_class = serializers.InterpreterSerializer
-    permission_classes = [ReadOnlyUnlessStaff]
+    permission_classes = [ModelPermissionsOrReadOnly]
     filterset_fields = ["name", "path"]
     ordering_fields = ["id", "name", "created", "modified"]
     search_fields = ["name", "path"]
@@ -73,15 +80,14 @@ class InterpreterViewSet(_InUseMixin, viewsets.ModelViewSet[Interpreter], _ViewS
 
 class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
     serializer_class = serializers.JobSerializer
-    permission_classes = [OwnerOrStaff]
+    permission_classes = [OwnerOrModelPermission]
     filterset_fields = ["title", "status", "server", "interpreter", "owner"]
     ordering_fields = ["id", "title", "status", "created", "modified", "started_at"]
     search_fields = ["title", "remote_directory", "remote_filename"]
 
     def get_queryset(self) -> QuerySet[Job]:
-        jobs = Job.objects.select_related("server", "interpreter").order_by("-created", "-id")
-        user = self.request.user
-        return jobs if user.is_staff else jobs.filter(owner_id=user.pk)
+        jobs = Job.objects.visible_to(self.request.user)
+        return jobs.select_related("server", "interpreter").order_by("-created", "-id")
 
     def perform_create(self, serializer: Any) -> None:
         serializer.save(owner=self.request.user)
@@ -115,6 +121,20 @@ class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
         values["username"] = values.get("username") or None
         return values
 
+    def _check_login(self, request: Request, job: Job, options: dict[str, Any]) -> None:
+        """Refuse with 403, before anything is created or queued, a login the
+        requesting user may not use (see :mod:`django_remote_submission.logins`)."""
+        try:
+            check_login(
+                request.user,
+                job,
+                username=options["username"],
+                password=options.get("password"),
+                remote=options["remote"],
+            )
+        except LoginRefused as exc:
+            raise PermissionDenied(str(exc)) from exc
+
     def _enqueue(self, job: Job, options: dict[str, Any]) -> Response:
         result = submit_job_to_server.delay(job_pk=job.pk, **options)
         job.refresh_from_db()
@@ -122,11 +142,16 @@ class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
         return Response({"job": data, "task_id": result.id}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
-        request=serializers.SubmitSerializer, responses={202: serializers.SubmittedSerializer}
+        request=serializers.SubmitSerializer,
+        responses={
+            202: serializers.SubmittedSerializer,
+            403: serializers.DetailSerializer,
+            409: serializers.DetailSerializer,
+        },
     )
     @action(detail=True, methods=["post"], schema=AutoSchema())
     def submit(self, request: Request, pk: Any = None) -> Response:
-        """Run the job on its server."""
+        """Run the job on its server, as a login the requesting user may use."""
         job = self.get_object()
         refused = self._refuse_while_running(job)
         if refused is None and job.status == Job.STATUS.initial and job.task_id:
@@ -134,9 +159,20 @@ class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
                 {"detail": "The job is queued already: cancel it, or resubmit a copy."},
                 status=status.HTTP_409_CONFLICT,
             )
-        return refused or self._enqueue(job, self._options(request))
+        if refused is not None:
+            return refused
+        options = self._options(request)
+        self._check_login(request, job, options)
+        return self._enqueue(job, options)
 
-    @extend_schema(request=None, responses={202: serializers.JobSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            202: serializers.JobSerializer,
+            403: serializers.DetailSerializer,
+            409: serializers.DetailSerializer,
+        },
+    )
     @action(detail=True, methods=["post"], schema=AutoSchema())
     def cancel(self, request: Request, pk: Any = None) -> Response:
         """Stop the job: TERM to its process group, KILL after the grace period."""
@@ -149,13 +185,16 @@ class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
-        request=serializers.SubmitSerializer, responses={202: serializers.SubmittedSerializer}
+        request=serializers.SubmitSerializer,
+        responses={202: serializers.SubmittedSerializer, 403: serializers.DetailSerializer},
     )
     @action(detail=True, methods=["post"], schema=AutoSchema())
     def resubmit(self, request: Request, pk: Any = None) -> Response:
         """Run a copy of the job (same program, server and place) as a new job."""
         job = self.get_object()
-        options = self._options(request)  # before the copy: a bad body leaves nothing behind
+        # Before the copy: a bad body or a refused login leaves nothing behind.
+        options = self._options(request)
+        self._check_login(request, job, options)
         return self._enqueue(job.duplicate(), options)
 
     @extend_schema(
@@ -191,33 +230,30 @@ class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
 
 class LogViewSet(viewsets.ReadOnlyModelViewSet[Log], _ViewSet):
     serializer_class = serializers.LogSerializer
-    permission_classes = [OwnerOrStaff]
+    permission_classes = [OwnerOrModelPermission]
     filterset_fields = ["job", "stream"]
     ordering_fields = ["id", "time"]
     search_fields = ["content"]
 
     def get_queryset(self) -> QuerySet[Log]:
-        logs = Log.objects.select_related("job").order_by("id")
-        user = self.request.user
-        return logs if user.is_staff else logs.filter(job__owner_id=user.pk)
+        return Log.objects.visible_to(self.request.user).select_related("job").order_by("id")
 
 
 class ResultViewSet(viewsets.ReadOnlyModelViewSet[Result], _ViewSet):
     serializer_class = serializers.ResultSerializer
-    permission_classes = [OwnerOrStaff]
+    permission_classes = [OwnerOrModelPermission]
     filterset_fields = ["job", "remote_filename"]
     ordering_fields = ["id", "remote_filename", "size", "created"]
     search_fields = ["remote_filename"]
 
     def get_queryset(self) -> QuerySet[Result]:
-        results = Result.objects.select_related("job").order_by("job", "remote_filename", "id")
-        user = self.request.user
-        return results if user.is_staff else results.filter(job__owner_id=user.pk)
+        results = Result.objects.visible_to(self.request.user).select_related("job")
+        return results.order_by("job", "remote_filename", "id")
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     @action(detail=True, methods=["get"], schema=AutoSchema())
     def download(self, request: Request, pk: Any = None) -> FileResponse:
-        """The file itself, to its owner (and staff) only."""
+        """The file itself, to the owner of its job, or with the view permission on results."""
         result = self.get_object()
         if not result.local_file:
             raise Http404("This result has no file.")

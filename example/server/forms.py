@@ -24,7 +24,8 @@ class NewJobForm(forms.ModelForm):  # type: ignore[type-arg]
         required=False,
         strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text="Blank: the worker's SSH key. Used for this run only, never stored.",
+        help_text="Used for this run only, never stored. Blank: the worker's SSH key, "
+        "if the site grants it to you on this server.",
     )
 
     class Meta:

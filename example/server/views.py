@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,6 +17,8 @@ from django.views import View
 from django.views.generic import FormView
 
 from django_remote_submission.conf import conf
+from django_remote_submission.exceptions import LoginRefused
+from django_remote_submission.logins import check_login
 from django_remote_submission.models import Interpreter, Job, Server
 from django_remote_submission.tasks import cancel_job, submit_job_to_server
 from django_remote_submission.views import log_context
@@ -24,22 +27,27 @@ from server.sample import SAMPLE_PROGRAM
 
 
 def visible_jobs(request: HttpRequest) -> QuerySet[Job]:
-    """The jobs a user may see: their own; staff see everyone's, as in the app's API."""
-    jobs = Job.objects.select_related("server", "interpreter", "owner")
-    if request.user.is_staff:
-        return jobs
-    return jobs.filter(owner_id=request.user.pk)
+    """The jobs a user may see: their own, or everyone's with the view_job permission, as
+    in the app's API and admin."""
+    return Job.objects.visible_to(request.user).select_related("server", "interpreter", "owner")
 
 
-def submit(job: Job, *, password: str = "", username: str = "") -> None:
-    """Queue the job. Without a password, the worker logs in with EXAMPLE_REMOTE_KEY_FILENAME
-    when one is set, else with its own keys or ssh-agent."""
+def may_cancel(request: HttpRequest, job: Job) -> bool:
+    """Owners cancel their jobs; anyone else needs change_job, as in the API and admin."""
+    return job.owner_id == request.user.pk or request.user.has_perm(
+        "django_remote_submission.change_job"
+    )
+
+
+def run_options(*, password: str = "", username: str = "") -> dict[str, Any]:
+    """How the worker logs in. Without a password, with EXAMPLE_REMOTE_KEY_FILENAME when
+    one is set, else with its own keys or ssh-agent."""
     options: dict[str, Any] = {"username": username or settings.EXAMPLE_REMOTE_USER or None}
     if password:
         options["password"] = password
     elif settings.EXAMPLE_REMOTE_KEY_FILENAME:
         options["public_key_filename"] = settings.EXAMPLE_REMOTE_KEY_FILENAME
-    submit_job_to_server.delay(job_pk=job.pk, **options)
+    return options
 
 
 def example_server() -> tuple[Server, Interpreter]:
@@ -79,7 +87,7 @@ class ExampleJobStatusView(LoginRequiredMixin, View):
     def post(self, request: HttpRequest) -> HttpResponse:
         server, interpreter = example_server()
         count = Job.objects.filter(owner_id=request.user.pk).count()
-        job = Job.objects.create(
+        job = Job(
             title=f"Example Job #{count + 1}",
             program=SAMPLE_PROGRAM,
             remote_directory=settings.EXAMPLE_REMOTE_DIRECTORY,
@@ -88,7 +96,16 @@ class ExampleJobStatusView(LoginRequiredMixin, View):
             server=server,
             interpreter=interpreter,
         )
-        submit(job, password=settings.EXAMPLE_REMOTE_PASSWORD)
+        options = run_options(password=settings.EXAMPLE_REMOTE_PASSWORD)
+        try:
+            # EXAMPLE_REMOTE_PASSWORD is the site's secret, not one the user gave: to the
+            # policy it is the worker's own credentials, like the key file.
+            check_login(request.user, job, username=options["username"])
+        except LoginRefused as exc:
+            messages.error(request, str(exc))
+            return redirect("example")
+        job.save()
+        submit_job_to_server.delay(job_pk=job.pk, **options)
         messages.success(request, f"{job.title} is submitted: it runs for about 10 seconds.")
         return redirect("example")
 
@@ -102,8 +119,22 @@ class NewJobView(LoginRequiredMixin, FormView):  # type: ignore[type-arg]
     def form_valid(self, form: NewJobForm) -> HttpResponse:
         job = form.save(commit=False)
         job.owner = self.request.user
+        options = run_options(
+            password=form.cleaned_data["password"], username=form.cleaned_data["username"]
+        )
+        try:
+            check_login(
+                self.request.user,
+                job,
+                username=options["username"],
+                password=options.get("password"),
+                key_filename=options.get("public_key_filename"),
+            )
+        except LoginRefused as exc:
+            form.add_error(None, str(exc))
+            return self.form_invalid(form)
         job.save()
-        submit(job, password=form.cleaned_data["password"], username=form.cleaned_data["username"])
+        submit_job_to_server.delay(job_pk=job.pk, **options)
         messages.success(self.request, f"{job.title} is submitted.")
         return redirect("logs", job_pk=job.pk)
 
@@ -117,6 +148,7 @@ class ExampleJobLogView(LoginRequiredMixin, View):
             "job": job,
             "results": job.results.order_by("remote_filename"),
             "results_api": reverse("result-list") + f"?job={job.pk}",
+            "may_cancel": may_cancel(request, job),
             **log_context(job.pk),
         }
         return render(request, "example_job_log.html", context)
@@ -127,6 +159,8 @@ class CancelJobView(LoginRequiredMixin, View):
 
     def post(self, request: HttpRequest, job_pk: int) -> HttpResponse:
         job = get_object_or_404(visible_jobs(request), pk=job_pk)
+        if not may_cancel(request, job):
+            raise PermissionDenied("You may read this job, not cancel it.")
         if cancel_job(job.pk):
             messages.info(request, "Cancel requested: the program gets TERM, then KILL.")
         else:

@@ -82,7 +82,9 @@
       }
       if (frame.finished && !finished) {
         finished = true;
-        cancel.hidden = true;
+        if (cancel) {
+          cancel.hidden = true; // absent for a reader who may not cancel the job
+        }
         showResults(results);
       }
     });
