@@ -224,6 +224,43 @@ def test_another_user_cannot_open_the_job_page(browser: Any, site: DemoRun) -> N
     intruder.close()
 
 
+def test_a_user_without_a_grant_runs_nothing_without_the_accounts_password(
+    browser: Any, site: DemoRun, openssh_account: SSHAccount
+) -> None:
+    """The demo's worker logs in with its own key, which is granted to nobody but the demo's
+    superuser: anyone else gives the login's password, or gets an error and no job."""
+    from playwright.sync_api import expect
+
+    password = secrets.token_urlsafe(12)
+    make_user(site, "walker", password)
+    context = log_in(browser, site, "walker", password)
+    page = context.pages[0]
+    refusal = f"may not run jobs as '{openssh_account.username}'"
+    page.click("#create-test-job")
+    page.wait_for_url(f"{site.url}/example/")
+    expect(page.locator(".message.error")).to_contain_text(refusal)
+    assert page.locator("#jobs tbody tr[data-job]").count() == 0
+
+    page.goto(f"{site.url}/jobs/new/")
+    page.fill("#id_title", "Not without a password")
+    page.click("#new-job-form button[type=submit]")
+    expect(page.locator("#new-job-form .errorlist")).to_contain_text(refusal)
+    assert page.url == f"{site.url}/jobs/new/"
+    assert page.input_value("#id_title") == "Not without a password"
+    page.goto(f"{site.url}/example/")
+    assert page.locator("#jobs tbody tr[data-job]").count() == 0
+
+    if openssh_account.password:
+        page.goto(f"{site.url}/jobs/new/")
+        page.fill("#id_title", "With the password")
+        page.fill("#id_program", "print('proved')\n")
+        page.fill("#id_password", openssh_account.password)
+        page.click("#new-job-form button[type=submit]")
+        page.wait_for_url(re.compile(r".*/logs/\d+/$"))
+        expect(page.locator("#job-status")).to_have_text("success", timeout=JOB_TIMEOUT_MS)
+    context.close()
+
+
 def test_new_job_form_escapes_titles_and_log_lines(browser: Any, site: DemoRun) -> None:
     from playwright.sync_api import expect
 
