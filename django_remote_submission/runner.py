@@ -17,7 +17,7 @@ from django_remote_submission.logstream import STREAMS, LineSplitter, LogPolicy,
 from django_remote_submission.models import Job, Log, Server
 from django_remote_submission.results import collect, snapshot
 from django_remote_submission.transport import LocalTransport, SSHTransport, Transport
-from django_remote_submission.transport.detached import DetachedProcess
+from django_remote_submission.transport.detached import DetachedProcess, describe_survivors
 
 logger = logging.getLogger(__name__)
 
@@ -226,7 +226,8 @@ class JobRunner:
             if not canceled and self._cancel_requested():
                 canceled = True
                 self.transport.put_text("", f"{process.control_directory}/canceled")
-                self.transport.terminate_group(process.pgid, grace=conf.KILL_GRACE)
+                # What survives is named by the job's reason (``finish``).
+                self.transport.stop(process, grace=conf.KILL_GRACE)
         now = timezone.now()
         for index, splitter in enumerate(splitters):
             self.writer.add(STREAMS[index], splitter.finish(), splitter.offset, now)
@@ -238,12 +239,14 @@ class JobRunner:
             code = self.transport.wait_for_exit_code(process)
             code, markers = self.transport.outcome(process)
             assert code is not None
+        # The stop (a cancel's or the time limit's) left what survived it on the server.
+        survived = describe_survivors(self.transport.survivors(process)) if markers else ""
         if "canceled" in markers:
-            return code, "Canceled at the request of a user."
+            return code, f"Canceled at the request of a user.{survived}"
         if "timed_out" in markers:
             return code, (
                 f"Timed out: the program ran longer than {self.options.timeout:g} s, so the "
-                f"server stopped it (TERM, then KILL after {conf.KILL_GRACE:g} s)."
+                f"server stopped it (TERM, then KILL after {conf.KILL_GRACE:g} s).{survived}"
             )
         if code == 0:
             return code, ""
@@ -284,14 +287,20 @@ class JobRunner:
         logger.info("Job %s ended: %s (exit code %s)", job.pk, job.status, exit_code)
 
     def _stop_program(self) -> None:
-        pgid = self.job.remote_pgid if self.job.status == Job.STATUS.submitted else None
-        if pgid is None:
+        job = self.job
+        if job.status != Job.STATUS.submitted or job.remote_pgid is None:
             return
+        process = DetachedProcess(job.remote_pgid, job.remote_pid or 0, control_directory(job))
         try:
             with self.transport:
-                self.transport.terminate_group(pgid, grace=conf.KILL_GRACE)
+                survivors = self.transport.stop(process, grace=conf.KILL_GRACE)
         except Exception:
-            logger.warning("Could not stop the program of job %s", self.job.pk, exc_info=True)
+            logger.warning("Could not stop the program of job %s", job.pk, exc_info=True)
+            return
+        if survivors:
+            logger.warning(
+                "The program of job %s was stopped, but%s", job.pk, describe_survivors(survivors)
+            )
 
     def fail(self, exc: BaseException) -> None:
         try:

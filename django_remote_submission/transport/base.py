@@ -13,7 +13,12 @@ from types import TracebackType
 from typing import IO, Self
 
 from django_remote_submission.exceptions import CommandTimedOut, TransportError
-from django_remote_submission.transport.detached import DetachedProcess, monitor_script
+from django_remote_submission.transport.detached import (
+    DetachedProcess,
+    monitor_script,
+    survivor_lines,
+    tree_script_writer,
+)
 from django_remote_submission.transport.shell import qpath, quote, remote_path
 
 logger = logging.getLogger(__name__)
@@ -61,23 +66,29 @@ class RemoteFile:
 #: pids. Each step that fails stops it with what failed and why, its own first error (not a
 #: later step's complaint about what the first one left missing); stdin is read to its
 #: end first, so that the script never ends while its input is still on the way.
-_LAUNCH = r"""
+_LAUNCH = (
+    r"""
 die() {{ printf '%s\n' "$*" >&2; cat >/dev/null 2>&1; exit 1; }}
 command -v setsid >/dev/null ||
   die "setsid is not installed on the server (it comes with util-linux)"
+command -v awk >/dev/null || die "awk is not installed on the server"
 err=$(mkdir -p -- {ctl} 2>&1) || die "Creating the control directory failed: $err"
 # The control directory may be relative to where we are now, not to the job's directory.
 ctl=$(cd -- {ctl} && pwd) || die "Entering the control directory failed"
 # A control directory used before (a job run again) must not answer for this run.
 err=$(rm -f -- "$ctl/pgid" "$ctl/monitor.pid" "$ctl/exit_code" "$ctl/timed_out" \
-  "$ctl/canceled" 2>&1) || die "Clearing the control directory $ctl failed: $err"
+  "$ctl/canceled" "$ctl/tree" "$ctl/tree.stop" "$ctl/survivors" 2>&1) ||
+  die "Clearing the control directory $ctl failed: $err"
 err=$( {{ : > "$ctl/stdout" && : > "$ctl/stderr"; }} 2>&1) ||
   die "Creating the output files in $ctl failed: $err"
 err=$(cat > "$ctl/monitor.sh" 2>&1) || die "Writing $ctl/monitor.sh failed: $err"
 size=$(wc -c < "$ctl/monitor.sh")
 [ "$size" -eq {size} ] ||
   die "Writing $ctl/monitor.sh failed: $size of {size} bytes were written (is the disk full?)"
-err=$(cd -- {cwd} 2>&1) || die "Entering the job's directory failed: $err"
+"""
+    # tree.sh: written here, not sent on stdin, which carries the monitor.
+    + tree_script_writer().replace("{", "{{").replace("}", "}}")
+    + r"""err=$(cd -- {cwd} 2>&1) || die "Entering the job's directory failed: $err"
 cd -- {cwd} || die "Entering the job's directory failed"
 setsid /bin/sh "$ctl/monitor.sh" "$ctl" </dev/null >/dev/null 2>&1 &
 # Wait (at most 10 s) until the monitor has written both pids.
@@ -90,6 +101,7 @@ if [ ! -s "$ctl/pgid" ] || [ ! -s "$ctl/monitor.pid" ]; then
 fi
 cat -- "$ctl/pgid" "$ctl/monitor.pid"
 """
+)
 
 
 class ByteStream(abc.ABC):
@@ -301,6 +313,33 @@ class Transport(abc.ABC):
             f"sleep 0.1; i=$((i+1)); done; kill -KILL -{int(pgid)} 2>/dev/null; true",
             timeout=grace + 30,
         )
+
+    def stop(self, process: DetachedProcess, *, grace: float = 5.0) -> list[str]:
+        """Stop the program and every process of its tree, in whatever process group or
+        session: TERM, then KILL after ``grace`` seconds (see ``tree.sh`` in the control
+        directory). Returns the processes still alive after KILL, as ``pid command``
+        lines, which are also left in ``survivors`` there."""
+        script, ctl = qpath(process.tree_script_path), qpath(process.control_directory)
+        # Without its tree.sh (its control directory is gone), a program is stopped by
+        # its process group, as it always was.
+        ticks = max(1, int(grace / 0.1))
+        pgid = int(process.pgid)
+        result = self.run_shell(
+            f"[ -f {script} ] && /bin/sh {script} stop {ctl} {pgid} {float(grace):g} && exit; "
+            f"kill -TERM -{pgid} 2>/dev/null; i=0; "
+            f"while kill -0 -{pgid} 2>/dev/null && [ $i -lt {ticks} ]; do "
+            f"sleep 0.1; i=$((i+1)); done; kill -KILL -{pgid} 2>/dev/null; true",
+            # Ample: cut short, the stop would leave the processes it had stopped (STOP) so.
+            timeout=grace + 120,
+        )
+        return survivor_lines(result.stdout)
+
+    def survivors(self, process: DetachedProcess) -> list[str]:
+        """What the last stop of the program's tree left alive (see ``stop``)."""
+        try:
+            return survivor_lines(self.read_file(process.survivors_path))
+        except TransportError:
+            return []  # never stopped, or its control directory is gone
 
     def outcome(self, process: DetachedProcess) -> tuple[int | None, set[str]]:
         """The exit code (None while it runs) and the names of the markers found in the

@@ -1,0 +1,295 @@
+"""Cancel and timeout stop the program's whole tree: children in other process groups and
+sessions too, found from the processes recorded while it ran; nothing else."""
+
+import os
+import textwrap
+import threading
+import time
+import uuid
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+
+from django_remote_submission.models import Job
+from django_remote_submission.runner import run_job
+from django_remote_submission.transport.detached import DetachedProcess
+from tests.test_transport import live_processes
+
+pytestmark = pytest.mark.ssh
+
+#: A program whose children leave its process group and session in every way a user's
+#: program can without root: a plain child, a child that calls setsid(), one that calls
+#: setpgid(0, 0), and a grandchild under a setsid() child. Each carries MARK in its
+#: arguments, and makes a file when it runs; the program says so when all of them do.
+TREE = """
+    import os, subprocess, sys, time
+
+    MARK = {mark!r}
+    SLEEP = "import sys, time; open(sys.argv[1] + '.ready', 'w').close(); time.sleep(1000)"
+    MIDDLE = (
+        "import subprocess, sys, time; "
+        "subprocess.Popen([sys.executable, '-c', sys.argv[2], sys.argv[1] + '-grandchild']); "
+        "time.sleep(1000)"
+    )
+
+    def start(code, tag, *extra, **options):
+        subprocess.Popen([sys.executable, "-c", code, MARK + "-" + tag, *extra], **options)
+
+    start(SLEEP, "plain")
+    start(SLEEP, "setsid", start_new_session=True)
+    start(SLEEP, "setpgid", preexec_fn=lambda: os.setpgid(0, 0))
+    start(MIDDLE, "middle", SLEEP, start_new_session=True)
+    tags = ["plain", "setsid", "setpgid", "middle-grandchild"]
+    while not all(os.path.exists(MARK + "-" + tag + ".ready") for tag in tags):
+        time.sleep(0.05)
+    print("1 all started", flush=True)
+    time.sleep(1000)
+"""
+
+
+def marked(target, mark):
+    """The live processes (zombies aside) on the target with ``mark`` in their arguments."""
+    result = target.transport.run(["ps", "-e", "-ww", "-o", "pid=,stat=,args="])
+    lines = [line.strip() for line in result.stdout.decode().splitlines()]
+    return [line for line in lines if mark in line and not line.split()[1].startswith("Z")]
+
+
+def none_left(target, mark):
+    # A process killed on the server may take a moment to be gone from the table.
+    deadline = time.monotonic() + 10
+    while marked(target, mark) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return marked(target, mark)
+
+
+def kill_marked(target, mark):
+    """Ends what a failing test left behind, by pid."""
+    pids = [line.split()[0] for line in marked(target, mark)]
+    if pids:
+        target.transport.run(["kill", "-KILL", *pids])
+
+
+def run_in_thread(target, job, **options):
+    errors = []
+
+    def run():
+        try:
+            run_job(job, target.options(**options))
+        except Exception as exc:  # the job's own failure is asserted by the caller
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors
+
+
+def wait_for_logs(job):
+    deadline = time.monotonic() + 60
+    while not job.logs.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job.logs.exists(), "the program's children did not start (or were not recorded)"
+
+
+def test_cancel_stops_children_in_other_groups_and_sessions(target, transactional_db):
+    mark = f"drs-tree-{uuid.uuid4().hex[:12]}"
+    job = target.job(TREE.format(mark=mark))
+    try:
+        with override_settings(REMOTE_SUBMISSION_KILL_GRACE=2):
+            thread, errors = run_in_thread(target, job)
+            wait_for_logs(job)
+            assert len(marked(target, mark)) == 5  # the children are running
+            Job.objects.filter(pk=job.pk).update(cancel_requested_at=timezone.now())
+            thread.join(60)
+        assert not thread.is_alive()
+        assert errors == []
+        job.refresh_from_db()
+        assert (job.status, job.error) == ("failure", "Canceled at the request of a user.")
+        assert none_left(target, mark) == []
+    finally:
+        kill_marked(target, mark)
+
+
+def test_a_timeout_stops_children_in_other_groups_and_sessions(target):
+    mark = f"drs-tree-{uuid.uuid4().hex[:12]}"
+    job = target.job(TREE.format(mark=mark))
+    try:
+        with override_settings(REMOTE_SUBMISSION_KILL_GRACE=1):
+            run_job(job, target.options(timeout=5))
+        job.refresh_from_db()
+        assert job.status == "failure"
+        assert job.error.startswith("Timed out: the program ran longer than 5 s"), job.error
+        assert "survived" not in job.error
+        assert [log.content for log in job.logs.all()] == ["1 all started\n"]
+        assert none_left(target, mark) == []
+    finally:
+        kill_marked(target, mark)
+
+
+#: A double fork: the middle process starts a child in a session of its own and exits,
+#: once the job's record has the child; the child is then no descendant of the program,
+#: and in none of its groups or sessions.
+ORPHAN = """
+    import glob, subprocess, sys, time
+
+    MARK = {mark!r}
+    SLEEP = "import time; time.sleep(1000)"
+    MIDDLE = (
+        "import subprocess, sys; "
+        "child = subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2]], "
+        "start_new_session=True); "
+        "print(child.pid, flush=True); sys.stdin.read()"
+    )
+    middle = subprocess.Popen(
+        [sys.executable, "-c", MIDDLE, SLEEP, MARK + "-orphan"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    pid = middle.stdout.readline().decode().strip()
+
+    def recorded():
+        for name in glob.glob(".drs-*/tree"):
+            with open(name) as tree:
+                if any(line.split()[0] == pid for line in tree if line.strip()):
+                    return True
+        return False
+
+    while not recorded():
+        time.sleep(0.1)
+    middle.stdin.close()
+    middle.wait()
+    print("1 orphaned", pid, flush=True)
+    time.sleep(1000)
+"""
+
+
+def test_cancel_stops_a_recorded_child_whose_parent_exited(target, transactional_db):
+    mark = f"drs-tree-{uuid.uuid4().hex[:12]}"
+    job = target.job(ORPHAN.format(mark=mark))
+    try:
+        with override_settings(REMOTE_SUBMISSION_KILL_GRACE=2):
+            thread, errors = run_in_thread(target, job)
+            wait_for_logs(job)
+            [orphan] = marked(target, mark)
+            assert orphan.split()[0] == job.logs.get().content.split()[2]
+            Job.objects.filter(pk=job.pk).update(cancel_requested_at=timezone.now())
+            thread.join(60)
+        assert not thread.is_alive()
+        assert errors == []
+        job.refresh_from_db()
+        assert (job.status, job.error) == ("failure", "Canceled at the request of a user.")
+        assert none_left(target, mark) == []
+    finally:
+        kill_marked(target, mark)
+
+
+def start_time(transport, pid):
+    """Field 22 of /proc/PID/stat: when the process started, in clock ticks after boot."""
+    text = transport.read_file(f"/proc/{pid}/stat").decode()
+    return int(text[text.rindex(")") + 2 :].split()[19])
+
+
+def record(transport, process, pid, start):
+    line = f"{pid} {start}\n"
+    transport.run(["sh", "-c", 'printf %s "$1" >> "$2"', "sh", line, process.tree_path])
+
+
+def test_a_recorded_pid_is_signalled_only_while_its_start_time_matches(any_transport):
+    t, workdir = any_transport.transport, any_transport.workdir
+    job = t.start_detached(["sleep", "1000"], cwd=workdir, control_directory=f"{workdir}/.job")
+    # A process of the same user that is no part of the job: its own session, no parent
+    # in common with the job but the login.
+    other = t.start_detached(["sleep", "1000"], cwd=workdir, control_directory=f"{workdir}/.o")
+    try:
+        start = start_time(t, other.pgid)
+        # The job's record says "this pid, started then": a process that has the pid now
+        # but started at another time is another process, which reused the pid.
+        record(t, job, other.pgid, start + 1)
+        assert t.stop(job, grace=1) == []
+        assert t.wait_for_exit_code(job) == 128 + 15
+        assert t.is_group_alive(other.pgid)
+        assert t.read_exit_code(other) is None
+        # The same pid with its own start time is the job's (it was recorded as one of its
+        # processes, say before its parent exited), and is stopped.
+        record(t, job, other.pgid, start)
+        assert t.stop(job, grace=1) == []
+        assert t.wait_for_exit_code(other) == 128 + 15
+    finally:
+        t.terminate_group(job.pgid, grace=0.5)
+        t.terminate_group(other.pgid, grace=0.5)
+
+
+def test_a_job_that_left_no_record_is_still_stopped_by_its_group(any_transport):
+    # A stop from the job's row alone (the runner's when following failed): the group
+    # and session still name the program's processes.
+    t, workdir = any_transport.transport, any_transport.workdir
+    program = "sleep 1000 & echo ready; wait"
+    process = t.start_detached(
+        ["sh", "-c", program], cwd=workdir, control_directory=f"{workdir}/.c"
+    )
+    try:
+        for item in t.follow([(process.stdout_path, 0)], process=process):
+            if item is not None:
+                break
+        t.remove(f"{process.control_directory}/tree")
+        row = DetachedProcess(process.pgid, 0, f"{workdir}/.c")
+        assert t.stop(row, grace=1) == []
+        assert t.wait_for_exit_code(process) == 128 + 15
+        assert live_processes(t, process.pgid) == []
+    finally:
+        t.terminate_group(process.pgid, grace=0.5)
+
+
+@pytest.fixture
+def local_target(tmp_path, db):
+    from tests.conftest import job_target
+
+    yield from job_target(None, tmp_path)
+
+
+def test_processes_that_survive_kill_are_named_in_the_reason(local_target, transactional_db):
+    # Only a process of the login's own user is signalled; one that runs as another user
+    # (here: a child that root's job turned into "nobody", in a session of its own) is
+    # left alone, and the job says that it survived, and which it is.
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to start a child that runs as another user")
+    target = local_target
+    mark = f"drs-tree-{uuid.uuid4().hex[:12]}"
+    program = textwrap.dedent(
+        f"""
+        import os, subprocess, sys, time
+
+        def become_nobody():
+            os.setsid()
+            os.chdir("/")
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+
+        code = "import time; time.sleep(1000)"
+        subprocess.Popen([sys.executable, "-c", code, {mark!r}], preexec_fn=become_nobody)
+        print("started", flush=True)
+        time.sleep(1000)
+        """
+    )
+    job = target.job(program)
+    try:
+        with override_settings(REMOTE_SUBMISSION_KILL_GRACE=1):
+            thread, errors = run_in_thread(target, job)
+            wait_for_logs(job)
+            Job.objects.filter(pk=job.pk).update(cancel_requested_at=timezone.now())
+            thread.join(60)
+        assert errors == []
+        job.refresh_from_db()
+        [survivor] = marked(target, mark)
+        pid = survivor.split()[0]
+        assert job.status == "failure"
+        assert job.error.startswith(
+            f"Canceled at the request of a user. 1 process survived KILL: {pid} "
+        ), job.error
+        assert mark in job.error
+    finally:
+        kill_marked(target, mark)
