@@ -1,9 +1,12 @@
 """What only SSHTransport does: authentication, host keys, errors, the connection pool."""
 
 import logging
+import select
 import socket
 import threading
+import time
 
+import paramiko
 import pytest
 from django.test import override_settings
 
@@ -144,15 +147,122 @@ def test_unknown_host_name():
 
 
 @override_settings(REMOTE_SUBMISSION_CONNECT_TIMEOUT=0.5)
-def test_a_server_that_never_answers_times_out():
+def test_a_server_that_never_sends_its_banner_times_out_saying_so():
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         port = silent.getsockname()[1]
-        with pytest.raises(ConnectionFailed, match=f"127.0.0.1:{port}"):
+        expected = (
+            f"Timed out after 0.5 s waiting for the SSH banner of 127.0.0.1:{port}: something "
+            "accepts connections there but does not speak SSH (or is too busy to answer)."
+        )
+        with pytest.raises(ConnectionFailed) as excinfo:
             SSHTransport(
                 "127.0.0.1", port, "x", password="p", connection_pool=ConnectionPool()
             ).open()
+        assert str(excinfo.value) == expected
+        with pytest.raises(ConnectionFailed) as excinfo:
+            fetch_host_key("127.0.0.1", port)
+        assert str(excinfo.value) == expected
+
+
+class CuttingProxy:
+    """Forwards connections to a server, but closes the first ``cut`` it accepts at once,
+    before the server's banner, as sshd's MaxStartups does with new connections while too
+    many are being opened."""
+
+    def __init__(self, port, cut):
+        self.target = port
+        self.cut = cut
+        self.accepted = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.closing = False
+        self.threads = [threading.Thread(target=self._accept)]
+        self.threads[0].start()
+
+    def _accept(self):
+        self.listener.settimeout(0.2)
+        while not self.closing:
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            client.settimeout(None)
+            self.accepted += 1
+            if self.accepted <= self.cut:
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            thread = threading.Thread(target=self._relay, args=(client, upstream))
+            self.threads.append(thread)
+            thread.start()
+
+    def _relay(self, client, upstream):
+        with client, upstream:
+            while not self.closing:
+                readable, _, _ = select.select([client, upstream], [], [], 0.2)
+                for sock in readable:
+                    try:
+                        data = sock.recv(65536)
+                        if not data:
+                            return
+                        (upstream if sock is client else client).sendall(data)
+                    except OSError:
+                        return  # reset by one side
+
+    def close(self):
+        self.closing = True
+        for thread in self.threads:
+            thread.join(10)
+        self.listener.close()
+
+
+@pytest.fixture
+def cutting_proxy(openssh_account):
+    proxies = []
+
+    def start(cut):
+        proxies.append(CuttingProxy(openssh_account.port, cut))
+        return proxies[-1]
+
+    yield start
+    for proxy in proxies:
+        proxy.close()
+
+
+def test_a_handshake_the_server_cuts_short_is_tried_again(openssh_account, cutting_proxy):
+    proxy = cutting_proxy(cut=2)
+    pool = ConnectionPool()
+    t = SSHTransport(
+        "127.0.0.1",
+        proxy.port,
+        openssh_account.username,
+        connection_pool=pool,
+        host_key=openssh_account.host_key,
+        **credentials(openssh_account),
+    )
+    with t:
+        assert t.run(["echo", "in"]).stdout == b"in\n"
+    assert proxy.accepted == 3
+    pool.close_all()
+    proxy.cut = 4
+    assert fetch_host_key("127.0.0.1", proxy.port) == HostKey.parse(openssh_account.host_key)
+    assert proxy.accepted == 5
+
+
+def test_a_server_that_always_cuts_the_handshake_short(cutting_proxy):
+    proxy = cutting_proxy(cut=100)
+    with pytest.raises(ConnectionFailed) as excinfo:
+        SSHTransport(
+            "127.0.0.1", proxy.port, "x", password="p", connection_pool=ConnectionPool()
+        ).open()
+    assert str(excinfo.value) == (
+        f"127.0.0.1:{proxy.port} closed the connection before sending its SSH banner, 4 times "
+        "in a row: it may be refusing new connections while many are being opened (sshd's "
+        "MaxStartups), or to this address."
+    )
+    assert proxy.accepted == 4
 
 
 # Host keys -----------------------------------------------------------------------------
@@ -235,6 +345,65 @@ def test_auto_add_accepts_an_unknown_key(ssh_account, secret_logs):
     ):
         assert t.run(["true"]).ok
     assert any("auto-add" in record.getMessage() for record in secret_logs.records)
+
+
+def test_a_connection_the_server_closes_mid_command_fails_readably(openssh_account):
+    pool = ConnectionPool()
+    with transport(openssh_account, pool=pool, **credentials(openssh_account)) as t:
+        t.mkdir_p(openssh_account.remote_directory)
+        assert t.file_size(openssh_account.remote_directory) is not None  # SFTP is open
+        # The command's parent is the server's process for this connection.
+        with pytest.raises(ConnectionFailed) as excinfo:
+            t.run_shell("echo started; kill -KILL $PPID; sleep 10")
+        with pytest.raises(ConnectionFailed) as later:
+            t.file_size(openssh_account.remote_directory)
+    where = f"{openssh_account.username}@{openssh_account.hostname}:{openssh_account.port}"
+    assert str(excinfo.value) == (
+        f"The connection to {where} was closed by the server while running a command."
+    )
+    assert str(later.value).startswith(f"The connection to {where} was closed")
+    assert "EOFError" not in str(later.value)
+    pool.close_all()
+
+
+def test_a_command_with_input_on_a_connection_the_server_closes(openssh_account):
+    pool = ConnectionPool()
+    with transport(openssh_account, pool=pool, **credentials(openssh_account)) as t:
+        # Input unread when the server's process dies makes its kernel reset the
+        # connection, rather than close it.
+        gone = r"The connection to \S+ (was closed by the server|was lost) while"
+        with pytest.raises(ConnectionFailed, match=gone + " running a command"):
+            t.run_shell("kill -KILL $PPID; sleep 10", input=b"x" * 100_000)
+        with pytest.raises(ConnectionFailed, match=gone + " in use"):
+            t.run(["true"])
+    pool.close_all()
+
+
+def test_the_reason_the_server_gives_for_dropping_a_connection_is_told(openssh_account):
+    pool = ConnectionPool()
+    with transport(openssh_account, pool=pool, **credentials(openssh_account)) as t:
+        assert t.run(["true"]).ok
+        # What paramiko did, now and then, under load: an end-of-file on a channel both
+        # sides have closed already, which makes sshd drop the whole connection.
+        connection = t.client.get_transport()
+        channel = connection.open_session()
+        channel.exec_command("true")
+        channel.recv_exit_status()
+        while not channel.closed:
+            time.sleep(0.01)
+        time.sleep(0.2)  # for the server to read our close
+        eof = paramiko.Message()
+        eof.add_byte(paramiko.common.cMSG_CHANNEL_EOF)
+        eof.add_int(channel.remote_chanid)
+        connection._send_user_message(eof)
+        deadline = time.monotonic() + 10
+        while connection.is_active() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(ConnectionFailed) as excinfo:
+            t.run(["true"])
+    assert "was closed by the server" in str(excinfo.value)
+    assert "ieof packet referred to nonexistent channel" in str(excinfo.value)
+    pool.close_all()
 
 
 def test_fetch_host_key(ssh_account):

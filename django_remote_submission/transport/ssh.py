@@ -13,6 +13,8 @@ import getpass
 import hashlib
 import logging
 import os
+import posixpath
+import random
 import select
 import shlex
 import socket
@@ -23,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import paramiko
 
@@ -47,6 +49,7 @@ from django_remote_submission.transport.shell import qpath, quote, remote_path
 #: find's output for list_tree: relative path, size, mtime, each ended by a NUL.
 _FIND_PRINTF = "-printf " + shlex.quote("%P\\0%s\\0%T@\\0")
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 CHUNK = 1024 * 1024
 #: Seconds an unused pooled connection stays open for the next job on the same host.
@@ -61,6 +64,172 @@ SESSIONS_PER_CONNECTION = 8
 #: Refusals in a row, while fewer sessions are open than were before, after which a
 #: connection is taken to allow no more than are open.
 REFUSALS_TO_LEARN = 3
+#: Tries at a handshake that the server cuts short, and the pause after the first one
+#: (doubled after each). sshd's MaxStartups drops new connections at random while many
+#: are being opened at once: the next try usually gets through.
+HANDSHAKE_TRIES = 4
+HANDSHAKE_BACKOFF = 0.25
+
+#: What paramiko raises when talking to a server fails: EOFError (the server closed the
+#: connection) is neither an SSHException nor an OSError.
+_FAILURES = (paramiko.SSHException, OSError, EOFError)
+
+
+class _Transport(paramiko.Transport):
+    """paramiko's Transport, remembering why the server ended the connection (paramiko
+    only logs it), so that the error can say so."""
+
+    disconnect_reason = ""
+
+    def _parse_disconnect(self, m: paramiko.Message) -> None:
+        m.get_int()
+        self.disconnect_reason = m.get_text()
+        m.rewind()
+        parse = getattr(super(), "_parse_disconnect", None)
+        if parse is not None:
+            parse(m)
+
+
+def _new_transport(sock: Any, /, **options: Any) -> paramiko.Transport:
+    return _Transport(sock, **options)
+
+
+class _HandshakeCut(ConnectionFailed):
+    """The server closed the connection during the handshake: worth another try."""
+
+
+def _gone(transport: paramiko.Transport | None) -> bool:
+    """Whether the connection is closed or closing. paramiko closes the channels of a
+    dead connection a moment before it marks the connection inactive, but it has saved
+    the reason by then."""
+    if transport is None or not transport.is_active():
+        return True
+    if getattr(transport, "disconnect_reason", ""):
+        return True
+    saved = transport.saved_exception
+    # A refused session or a failed login is saved there too: the connection lives on.
+    return saved is not None and not isinstance(
+        saved, paramiko.ChannelException | paramiko.AuthenticationException
+    )
+
+
+def _gone_now(transport: paramiko.Transport | None) -> bool:
+    """``_gone``, for a failure just seen: paramiko may have closed a channel of a dying
+    connection without having marked it, or saved why, yet (another thread may have
+    taken the reason). Worth a moment in an error path only."""
+    if _gone(transport):
+        return True
+    assert transport is not None
+    transport.join(0.1)
+    return _gone(transport)
+
+
+def _without_input(command: str) -> str:
+    """``command`` with its standard input from /dev/null on the server, for a session
+    to which the client sends no end-of-file at all.
+
+    OpenSSH forgets a channel once both sides have closed it, and drops the whole
+    connection, with every other session on it, when a packet for a forgotten channel
+    arrives ("ieof packet referred to nonexistent channel"). A quick command ends, and its
+    channel is closed by both sides, as the client sends its EOF: paramiko builds that
+    message under the channel's lock but sends it after letting go, while its own thread
+    may answer the server's close in between. Nothing sent, nothing late."""
+    return f"exec </dev/null\n{command}"
+
+
+def _draining_input(command: str) -> str:
+    """``command`` in a subshell, then the rest of its input read to the end: the session
+    cannot end, and be closed, before the client's data and end-of-file have arrived,
+    even when the command exits without reading them (see ``_without_input``)."""
+    return f"(\n{command}\n)\nstatus=$?\ncat >/dev/null 2>&1\nexit $status"
+
+
+def _text(exc: BaseException) -> str:
+    code = getattr(exc, "errno", None)
+    if isinstance(exc, OSError) and code is not None:
+        return os.strerror(code)
+    return str(exc).strip() or type(exc).__name__
+
+
+def _lost(
+    description: str,
+    transport: paramiko.Transport | None,
+    doing: str,
+    exc: BaseException | None = None,
+) -> str:
+    """Why a connection is gone, in words; ``doing`` says when ("while reading x").
+
+    paramiko hands the saved cause to the first thread that waits on the connection and
+    forgets it: that thread's ``exc`` is then the cause."""
+    reason = getattr(transport, "disconnect_reason", "")
+    cause: BaseException | None = transport.saved_exception if transport is not None else None
+    if cause is None and (isinstance(exc, EOFError) or getattr(exc, "errno", None)):
+        cause = exc  # not a mere symptom such as "Socket is closed"
+    if reason:
+        return f"The connection to {description} was closed by the server {doing}: {reason}."
+    if isinstance(cause, EOFError):
+        return f"The connection to {description} was closed by the server {doing}."
+    if isinstance(cause, OSError):
+        return f"The connection to {description} was lost {doing}: {_text(cause)}."
+    if cause is not None:
+        return f"The connection to {description} failed {doing}: {_text(cause)}."
+    return f"The connection to {description} was closed {doing}."
+
+
+def _cut(exc: BaseException) -> bool:
+    """Whether a handshake failed because the server closed or reset the connection:
+    paramiko reports that on reading the banner as an SSHException caused by the EOF."""
+    for cause in (exc, exc.__context__):
+        if isinstance(cause, EOFError | ConnectionResetError | BrokenPipeError):
+            return True
+    return False
+
+
+def _handshake_error(
+    where: str, transport: paramiko.Transport, exc: BaseException, timeout: float
+) -> ConnectionFailed | None:
+    """What failed before the login, in words; None if the handshake was done."""
+    if transport.initial_kex_done:
+        return None
+    if not transport.remote_version:
+        if _cut(exc):
+            return _HandshakeCut(f"{where} closed the connection before sending its SSH banner")
+        if "protocol version" in str(exc):
+            return ConnectionFailed(
+                f"{where} does not speak SSH: {exc} (is it the port of an SSH server?)."
+            )
+        return ConnectionFailed(
+            f"Timed out after {timeout:g} s waiting for the SSH banner of {where}: something "
+            "accepts connections there but does not speak SSH (or is too busy to answer)."
+        )
+    if _cut(exc):
+        return _HandshakeCut(f"{where} closed the connection during the SSH key exchange")
+    if isinstance(exc, TimeoutError | socket.timeout) or transport.is_active():
+        # paramiko gives up waiting for the key exchange without a word: the login step
+        # that follows then finds "No existing session".
+        return ConnectionFailed(
+            f"Timed out after {timeout:g} s in the SSH key exchange with {where}."
+        )
+    return ConnectionFailed(f"The SSH handshake with {where} failed: {_text(exc)}.")
+
+
+def _retrying_handshakes(attempt: Callable[[], _T]) -> _T:
+    """``attempt()``, tried again after a pause when the server cut the handshake short."""
+    for tries in range(1, HANDSHAKE_TRIES + 1):
+        try:
+            return attempt()
+        except _HandshakeCut as exc:
+            if tries == HANDSHAKE_TRIES:
+                raise ConnectionFailed(
+                    f"{exc}, {tries} times in a row: it may be refusing new connections while "
+                    "many are being opened (sshd's MaxStartups), or to this address."
+                ) from None
+            # Spread out, so that the connections cut at once do not come back at once.
+            jitter = random.uniform(0.5, 1.5)  # noqa: S311 - not a secret
+            pause = HANDSHAKE_BACKOFF * 2 ** (tries - 1) * jitter
+            logger.info("%s; trying again in %.2f s", exc, pause)
+            time.sleep(pause)
+    raise AssertionError("unreachable")
 
 
 def _host_key_of(key: paramiko.PKey) -> HostKey:
@@ -444,7 +613,7 @@ class SSHTransport(Transport):
 
     def _close(self) -> None:
         if self._sftp is not None:
-            with contextlib.suppress(OSError, paramiko.SSHException):
+            with contextlib.suppress(*_FAILURES):
                 self._sftp.close()
             self._sftp = None
         if self._sftp_session is not None:
@@ -458,6 +627,9 @@ class SSHTransport(Transport):
             self._pool.release(self._pool_key(), connection)
 
     def _connect(self) -> paramiko.SSHClient:
+        return _retrying_handshakes(self._connect_once)
+
+    def _connect_once(self) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
         name = known_hosts_name(self.hostname, self.port)
         if self.host_key is not None:
@@ -470,7 +642,7 @@ class SSHTransport(Transport):
             for path in _known_hosts_files():
                 try:
                     client.load_system_host_keys(str(path))
-                except (OSError, paramiko.SSHException) as exc:
+                except _FAILURES as exc:
                     logger.warning("Ignoring unreadable known_hosts file %s: %s", path, exc)
         client.set_missing_host_key_policy(
             _HostKeyPolicy(conf.HOST_KEY_POLICY, self.description, self.on_new_host_key)
@@ -489,10 +661,13 @@ class SSHTransport(Transport):
             allow = True if self._allow_agent is None else self._allow_agent
             options.update(allow_agent=allow, look_for_keys=True)
         try:
-            client.connect(self.hostname, self.port, self.username, **options)
+            client.connect(
+                self.hostname, self.port, self.username, transport_factory=_new_transport, **options
+            )
         except BaseException as exc:
+            error = self._translate_connect_error(exc, client.get_transport())
             client.close()
-            raise self._translate_connect_error(exc) from None
+            raise error from None
         transport = client.get_transport()
         assert transport is not None
         # Many small request/answer exchanges: Nagle's algorithm would hold each back
@@ -535,7 +710,10 @@ class SSHTransport(Transport):
                 f"Cannot read the private key {path}: {type(exc).__name__}."
             ) from None
 
-    def _translate_connect_error(self, exc: BaseException) -> BaseException:
+    def _translate_connect_error(
+        self, exc: BaseException, transport: paramiko.Transport | None
+    ) -> BaseException:
+        """``transport`` is None unless the TCP connection was made."""
         where = f"{self.hostname}:{self.port}"
         if isinstance(exc, AuthenticationFailed | HostKeyRejected):
             return exc
@@ -557,6 +735,14 @@ class SSHTransport(Transport):
                 f"{where} refused {what} for user {self.username!r}. Check the username "
                 "and the credentials."
             )
+        if transport is not None and isinstance(exc, Exception):
+            handshake = _handshake_error(where, transport, exc, conf.CONNECT_TIMEOUT)
+            if handshake is not None:
+                return handshake
+            if _gone(transport):
+                return ConnectionFailed(
+                    _lost(where, transport, f"while logging in as {self.username!r}", exc)
+                )
         if isinstance(exc, socket.gaierror):
             return ConnectionFailed(f"Cannot resolve the host name {self.hostname!r}.")
         if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
@@ -591,10 +777,16 @@ class SSHTransport(Transport):
             try:
                 session.channel.invoke_subsystem("sftp")
                 self._sftp = paramiko.SFTPClient(session.channel)
-            except (paramiko.SSHException, OSError) as exc:
+            except _FAILURES as exc:
                 self._end_session(session)
+                transport = session.channel.get_transport()
+                if _gone_now(transport):
+                    raise ConnectionFailed(
+                        _lost(self.description, transport, "while opening an SFTP session", exc)
+                    ) from None
                 raise ConnectionFailed(
-                    f"Cannot open an SFTP session on {self.description}: {exc}"
+                    f"Cannot open an SFTP session on {self.description}: {_text(exc)} (the "
+                    "server ended it as it began: is SFTP enabled there?)"
                 ) from None
             self._sftp_session = session
         return self._sftp
@@ -603,10 +795,13 @@ class SSHTransport(Transport):
         """A new session, on the first connection with room for it: end it with
         ``_end_session``. A session the server refuses is opened on another connection."""
         self.open()
-        if not all(connection.alive for connection in self._held):
-            # It took its sessions (a job's followers) with it: another connection must
-            # not hide that.
-            raise ConnectionFailed(f"The connection to {self.description} was lost.")
+        for held in self._held:
+            if not held.alive:
+                # It took its sessions (a job's followers) with it: another connection
+                # must not hide that.
+                raise ConnectionFailed(
+                    _lost(self.description, held.client.get_transport(), "while in use")
+                )
         key = self._pool_key()
         while True:
             connection = self._pool.take_session(
@@ -617,11 +812,15 @@ class SSHTransport(Transport):
                 if transport is None:
                     raise paramiko.SSHException("the connection is closed")
                 channel = transport.open_session(timeout=conf.CONNECT_TIMEOUT)
-            except (paramiko.SSHException, OSError) as exc:
+            except _FAILURES as exc:
                 if not _refused(exc, transport):
                     self._pool.end_session(connection, opened=False)
+                    if _gone_now(transport):
+                        raise ConnectionFailed(
+                            _lost(self.description, transport, "while opening a session", exc)
+                        ) from None
                     raise ConnectionFailed(
-                        f"Cannot open a session on {self.description}: {exc}"
+                        f"Cannot open a session on {self.description}: {_text(exc)}"
                     ) from None
                 if not self._pool.refused_session(key, connection):
                     raise ConnectionFailed(
@@ -648,7 +847,7 @@ class SSHTransport(Transport):
         if session not in self._sessions:
             return
         self._sessions.remove(session)
-        with contextlib.suppress(OSError, paramiko.SSHException):
+        with contextlib.suppress(*_FAILURES):
             session.channel.close()
         connection = session.connection
         self._pool.end_session(connection)
@@ -657,18 +856,36 @@ class SSHTransport(Transport):
             self._held.remove(connection)
             self._pool.release(self._pool_key(), connection)
 
+    def _failure(
+        self, exc: BaseException, transport: paramiko.Transport | None, doing: str
+    ) -> ConnectionFailed:
+        """A failure of paramiko's while ``doing`` something ("while reading x"), as ours."""
+        if _gone_now(transport):
+            return ConnectionFailed(_lost(self.description, transport, doing, exc))
+        return ConnectionFailed(
+            f"The connection to {self.description} failed {doing}: {_text(exc)}."
+        )
+
     @contextmanager
     def _channel(self, doing: str) -> Iterator[paramiko.Channel]:
         """A session channel, closed after use; connection errors become ours."""
         session = self._session()
         try:
             yield session.channel
-        except (paramiko.SSHException, OSError) as exc:
-            raise ConnectionFailed(
-                f"The connection to {self.description} failed while {doing}: {exc}"
-            ) from None
+        except _FAILURES as exc:
+            raise self._failure(exc, session.channel.get_transport(), f"while {doing}") from None
         finally:
             self._end_session(session)
+
+    def _exit_code(self, channel: paramiko.Channel, doing: str) -> int:
+        code = channel.recv_exit_status()
+        if code >= 0:
+            return code
+        transport = channel.get_transport()
+        if _gone_now(transport):
+            raise ConnectionFailed(_lost(self.description, transport, f"while {doing}"))
+        # A command killed by a signal has no exit status; report it like a shell does.
+        return 255
 
     # Commands ------------------------------------------------------------------------
 
@@ -677,10 +894,12 @@ class SSHTransport(Transport):
         stderr: list[bytes] = []
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._channel("running a command") as channel:
-            channel.exec_command(command)
             if input:
+                channel.exec_command(_draining_input(command))
                 channel.sendall(input)
-            channel.shutdown_write()
+                channel.shutdown_write()
+            else:
+                channel.exec_command(_without_input(command))
             while True:
                 while channel.recv_ready():
                     stdout.append(channel.recv(CHUNK))
@@ -696,61 +915,127 @@ class SSHTransport(Transport):
                         f"A command on {self.description} took longer than {timeout:g} s."
                     )
                 select.select([channel], [], [], wait)
-            code = channel.recv_exit_status()
-        # A command killed by a signal has no exit status; report it like a shell does.
-        return CommandResult(code if code >= 0 else 255, b"".join(stdout), b"".join(stderr))
+            code = self._exit_code(channel, "running a command")
+        return CommandResult(code, b"".join(stdout), b"".join(stderr))
 
     def _stream(self, command: str) -> ByteStream:
         session = self._session()
         try:
-            session.channel.exec_command(command)
-            session.channel.shutdown_write()
-        except (paramiko.SSHException, OSError) as exc:
+            session.channel.exec_command(_without_input(command))
+        except _FAILURES as exc:
             self._end_session(session)
-            raise ConnectionFailed(f"Cannot start a command on {self.description}: {exc}") from None
+            raise self._failure(
+                exc, session.channel.get_transport(), "while starting a command"
+            ) from None
         return _ChannelStream(session.channel, lambda: self._end_session(session))
 
     # Files ---------------------------------------------------------------------------
 
     def _sftp_error(self, exc: BaseException, action: str, path: str) -> TransportError:
+        """An SFTP failure as ours: the server's answer about the file, or the end of the
+        session or the connection (both are OSErrors without an errno in paramiko)."""
         if isinstance(exc, OSError) and exc.errno is not None:
             return TransportError(
                 f"Could not {action} {path!r} on {self.description}: {os.strerror(exc.errno)}."
             )
-        if isinstance(exc, OSError):
-            return TransportError(f"Could not {action} {path!r} on {self.description}: {exc}.")
-        return ConnectionFailed(
-            f"The connection to {self.description} failed while trying to {action} {path!r}: {exc}"
+        session = self._sftp_session
+        transport = session.channel.get_transport() if session is not None else None
+        if session is None or session.channel.closed or not isinstance(exc, OSError):
+            return self._failure(exc, transport, f"while trying to {action} {path!r}")
+        return TransportError(
+            f"Could not {action} {path!r} on {self.description}: the server said {_text(exc)!r}."
         )
 
     def put_fileobj(self, fileobj: IO[bytes], path: str, *, mode: int | None = None) -> int:
+        sent = 0
+        error: BaseException | None = None
+        remote: paramiko.SFTPFile | None = None
         try:
-            with self.sftp.open(path, "wb") as remote:
-                remote.set_pipelined(True)
-                copied = 0
-                while chunk := fileobj.read(CHUNK):
-                    remote.write(chunk)
-                    copied += len(chunk)
+            remote = self.sftp.open(path, "wb")
+            remote.set_pipelined(True)
+            while chunk := fileobj.read(CHUNK):
+                sent += len(chunk)
+                remote.write(chunk)
+            remote.close()
+        except _FAILURES as exc:
+            error = exc
+            if remote is not None:
+                # Sends the close that an error in the last responses kept back.
+                with contextlib.suppress(*_FAILURES):
+                    remote.close()
+        if error is not None:
+            failure = self._sftp_error(error, "write", path)
+            if remote is None or isinstance(failure, ConnectionFailed):
+                raise failure from None
+        # Pipelined writes report a failure late, if at all: paramiko keeps it for the
+        # file's next request, and a close that finds the answers already read never
+        # raises it. What reached the file is what counts.
+        size = self.file_size(path)
+        if error is None and size == sent:
             if mode is not None:
-                self.sftp.chmod(path, mode)
-        except (OSError, paramiko.SSHException) as exc:
-            raise self._sftp_error(exc, "write", path) from None
-        return copied
+                try:
+                    self.sftp.chmod(path, mode)
+                except _FAILURES as exc:
+                    raise self._sftp_error(exc, "change the mode of", path) from None
+            return sent
+        total = sent + sum(len(chunk) for chunk in iter(lambda: fileobj.read(CHUNK), b""))
+        raise self._unwritten(path, size or 0, total, error)
+
+    def _unwritten(
+        self, path: str, size: int, total: int, error: BaseException | None
+    ) -> TransportError:
+        """Why only ``size`` of ``total`` bytes reached ``path``."""
+        if error is not None:
+            failure = self._sftp_error(error, "write", path)
+            if isinstance(failure, ConnectionFailed) or getattr(error, "errno", None):
+                return failure
+        # OpenSSH's SFTP server answers "Failure" to a full disk, and nothing more.
+        cause = self._full_disk(posixpath.dirname(path) or ".", total - size)
+        if cause is None:
+            cause = "the file came out short"
+            if error is not None:
+                cause = f"the server said {_text(error)!r}"
+            if size < total:
+                cause += " (a full disk, or an exceeded quota?)"
+        return TransportError(
+            f"Could not write {path!r} on {self.description}: {cause} "
+            f"(wrote {size} of {total} bytes)."
+        )
+
+    def _full_disk(self, directory: str, missing: int) -> str | None:
+        """Says "No space left on device" if the disk of ``directory`` is full, as df
+        sees it (or its inodes are all taken)."""
+        where = qpath(directory)
+        try:
+            result = self.run_shell(
+                f"df -Pk -- {where} | awk 'NR == 2 {{ print $(NF-2) }}' && "
+                f"df -Pi -- {where} | awk 'NR == 2 {{ print $(NF-4), $(NF-2) }}'"
+            )
+        except TransportError:
+            return None
+        numbers = result.stdout.split()
+        if not result.ok or len(numbers) != 3 or not all(n.isdigit() for n in numbers):
+            return None
+        free_kib, inodes, free_inodes = (int(n) for n in numbers)
+        if free_kib * 1024 < missing:
+            return os.strerror(errno.ENOSPC)
+        if inodes and not free_inodes:
+            return f"{os.strerror(errno.ENOSPC)} (no free inodes)"
+        return None
 
     def get_fileobj(self, path: str, fileobj: IO[bytes]) -> int:
         # A plain `cat` on a session channel streams three to four times faster than
         # paramiko's SFTP reads, whose every 32 KiB request is a round of Python code.
         copied = 0
         with self._channel(f"reading {path!r}") as channel:
-            channel.exec_command(quote(["cat", "--", remote_path(path)]))
-            channel.shutdown_write()
+            channel.exec_command(_without_input(quote(["cat", "--", remote_path(path)])))
             while chunk := channel.recv(CHUNK):
                 fileobj.write(chunk)
                 copied += len(chunk)
             errors = b""
             while part := channel.recv_stderr(CHUNK):
                 errors += part
-            code = channel.recv_exit_status()
+            code = self._exit_code(channel, f"reading {path!r}")
         if code != 0:
             reason = CommandResult(code, b"", errors).reason()
             raise TransportError(f"Could not read {path!r} on {self.description}: {reason}")
@@ -763,7 +1048,7 @@ class SSHTransport(Transport):
                 if length is None:
                     return remote.read()
                 return remote.read(length)
-        except (OSError, paramiko.SSHException) as exc:
+        except _FAILURES as exc:
             raise self._sftp_error(exc, "read", path) from None
 
     def mkdir_p(self, path: str) -> None:
@@ -771,7 +1056,7 @@ class SSHTransport(Transport):
         try:
             if stat.S_ISDIR(self.sftp.stat(path).st_mode or 0):
                 return
-        except (OSError, paramiko.SSHException):
+        except _FAILURES:
             pass
         super().mkdir_p(path)
 
@@ -783,7 +1068,7 @@ class SSHTransport(Transport):
             return self.sftp.stat(path).st_size or 0
         except FileNotFoundError:
             return None
-        except (OSError, paramiko.SSHException) as exc:
+        except _FAILURES as exc:
             raise self._sftp_error(exc, "stat", path) from None
 
     def list_tree(self, path: str) -> list[RemoteFile]:
@@ -829,14 +1114,18 @@ class SSHTransport(Transport):
                         found.append(
                             RemoteFile(name, entry.st_size or 0, float(entry.st_mtime or 0))
                         )
-        except (OSError, paramiko.SSHException) as exc:
+        except _FAILURES as exc:
             raise self._sftp_error(exc, "list", path) from None
         return sorted(found, key=lambda f: f.path)
 
 
 def fetch_host_key(hostname: str, port: int = 22, *, timeout: float | None = None) -> HostKey:
     """The host key a server presents, fetched without logging in."""
-    timeout = conf.CONNECT_TIMEOUT if timeout is None else timeout
+    wait = conf.CONNECT_TIMEOUT if timeout is None else timeout
+    return _retrying_handshakes(lambda: _fetch_host_key(hostname, port, wait))
+
+
+def _fetch_host_key(hostname: str, port: int, timeout: float) -> HostKey:
     where = f"{hostname}:{port}"
     try:
         sock = socket.create_connection((hostname, port), timeout=timeout)
@@ -850,13 +1139,16 @@ def fetch_host_key(hostname: str, port: int = 22, *, timeout: float | None = Non
         raise ConnectionFailed(f"Timed out after {timeout:g} s connecting to {where}.") from None
     except OSError as exc:
         raise ConnectionFailed(f"Cannot reach {where}: {_oserror_text(exc)}.") from None
-    transport = paramiko.Transport(sock)
+    transport = _Transport(sock)
     transport.banner_timeout = timeout
     try:
         transport.start_client(timeout=timeout)
         return _host_key_of(transport.get_remote_server_key())
-    except (paramiko.SSHException, OSError) as exc:
-        raise ConnectionFailed(f"The SSH handshake with {where} failed: {exc}") from None
+    except _FAILURES as exc:
+        error = _handshake_error(where, transport, exc, timeout) or ConnectionFailed(
+            f"The SSH handshake with {where} failed: {_text(exc)}."
+        )
+        raise error from None
     finally:
         transport.close()
 
