@@ -222,6 +222,43 @@ def test_a_recorded_pid_is_signalled_only_while_its_start_time_matches(any_trans
         t.terminate_group(other.pgid, grace=0.5)
 
 
+#: Records, as if they were the job's, a process in the stop's own session and group (as
+#: the login's shell and sshd are) and the shell that runs the stop (its ancestor), then
+#: stops the job, and says which of the two lived through it. In a session of its own:
+#: should the guard fail, only this session is stopped, not the test's.
+NEIGHBOURS = r"""
+ctl=$1
+echo $$ > "$ctl/neighbours"
+started() { awk '{ sub(/.*\) /, ""); print $20 }' "/proc/$1/stat"; }
+sleep 1000 &
+neighbour=$!
+echo "$neighbour $(started "$neighbour")" >> "$ctl/tree"
+echo "$$ $(started $$)" >> "$ctl/tree"
+/bin/sh "$ctl/tree.sh" stop "$ctl" "$2" 1 >/dev/null
+kill -0 "$neighbour" && echo neighbour lives
+echo shell lives
+kill -KILL "$neighbour"
+"""
+
+
+def test_the_stop_never_signals_its_own_session_or_ancestors(any_transport):
+    t, workdir = any_transport.transport, any_transport.workdir
+    job = t.start_detached(["sleep", "1000"], cwd=workdir, control_directory=f"{workdir}/.job")
+    try:
+        result = t.run(
+            ["setsid", "-w", "sh", "-c", NEIGHBOURS, "sh", job.control_directory, str(job.pgid)],
+            timeout=60,
+        )
+        assert result.stdout.decode().split("\n") == ["neighbour lives", "shell lives", ""]
+        assert t.wait_for_exit_code(job) == 128 + 15
+    finally:
+        t.terminate_group(job.pgid, grace=0.5)
+        if t.exists(f"{job.control_directory}/neighbours"):
+            # Had the stop stopped its own session, nothing would end it but this.
+            session = int(t.read_file(f"{job.control_directory}/neighbours"))
+            t.signal_group(session, "KILL")
+
+
 def test_a_job_that_left_no_record_is_still_stopped_by_its_group(any_transport):
     # A stop from the job's row alone (the runner's when following failed): the group
     # and session still name the program's processes.
