@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import dataclass, field
 
 from django_remote_submission.exceptions import RemoteSubmissionError
 from django_remote_submission.models import Interpreter, Server
+from django_remote_submission.runner import server_login_name
 from django_remote_submission.transport import SSHTransport
 from django_remote_submission.transport.hostkeys import HostKey
 from django_remote_submission.transport.ssh import fetch_host_key
@@ -50,7 +50,7 @@ def check_server(
             return report
     else:
         report.notes.append("No key is pinned.")
-    login = username or server.username or getpass.getuser()
+    login = server_login_name(server, username)
     transport = SSHTransport(
         server.hostname, server.port, login, password=password, host_key=server.host_key or None
     )

@@ -10,7 +10,6 @@ code that calls ``submit_job_to_server.delay(...)`` has decided already.
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,7 +23,7 @@ from django.utils.module_loading import import_string
 
 from django_remote_submission.conf import conf
 from django_remote_submission.exceptions import LoginRefused
-from django_remote_submission.runner import login_name
+from django_remote_submission.runner import login_name, server_login_name
 
 if TYPE_CHECKING:
     from django_remote_submission.models import Job, Server
@@ -101,7 +100,7 @@ def check_server_login(
 ) -> None:
     """The same check for logging in to ``server`` outside a job, as a connection test
     does: the login is ``username``, else the server's, else this process's OS user."""
-    login = username or server.username or getpass.getuser()
+    login = server_login_name(server, username)
     secret = has_secret(password=password, passphrase=passphrase, key_filename=key_filename)
     _check(user, server, login, secret=secret, remote=True)
 

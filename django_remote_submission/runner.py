@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import logging
 import posixpath
 import time
@@ -53,6 +54,12 @@ class RunOptions:
 def login_name(job: Job, username: str | None = None) -> str:
     """The SSH login: the one asked for, else the server's default, else the owner's."""
     return username or job.server.username or job.owner.get_username()
+
+
+def server_login_name(server: Server, username: str | None = None) -> str:
+    """The SSH login outside a job (a connection test): the one asked for, else the
+    server's default, else this process's OS user, as ``ssh`` would."""
+    return username or server.username or getpass.getuser()
 
 
 def build_transport(job: Job, options: RunOptions) -> Transport:
