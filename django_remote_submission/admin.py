@@ -18,7 +18,7 @@ from django_remote_submission.exceptions import LoginRefused, RemoteSubmissionEr
 from django_remote_submission.logins import check_login, check_server_login
 from django_remote_submission.logstream import LogPolicy
 from django_remote_submission.models import Interpreter, Job, Log, Result, Server
-from django_remote_submission.tasks import cancel_job, submit_job_to_server
+from django_remote_submission.tasks import cancel_job, enqueue_submission
 from django_remote_submission.transport.hostkeys import HostKey
 from django_remote_submission.transport.ssh import fetch_host_key
 from django_remote_submission.views import log_context
@@ -372,7 +372,7 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 self.message_user(request, f"{job}: {exc}", messages.ERROR)
                 continue
             target = job.duplicate() if copy else job
-            submit_job_to_server.delay(job_pk=target.pk, **options)
+            enqueue_submission(target.pk, **options)
             sent += 1
         if sent:
             self.message_user(

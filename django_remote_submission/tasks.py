@@ -10,11 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from celery import Task, shared_task
 from celery.utils import uuid
+from django.db import transaction
 from django.utils import timezone
 
 from django_remote_submission import secrets
@@ -39,6 +41,7 @@ __all__ = [
     "copy_job_to_server",
     "copy_key_to_server",
     "delete_key_from_server",
+    "enqueue_submission",
     "is_matching",
     "submit_job_to_server",
 ]
@@ -133,8 +136,41 @@ def _patterns(store_results: Sequence[str] | str | None) -> list[str] | None:
     return [str(pattern) for pattern in store_results]
 
 
+#: Seconds a task waits for its job's row to become visible: code that queues a job in
+#: the transaction that creates it sends the message before the row commits.
+JOB_VISIBLE_WAIT = 10.0
+
+
 def _load(job_pk: int) -> Job:
-    return Job.objects.select_related("server", "interpreter", "owner").get(pk=job_pk)
+    jobs = Job.objects.select_related("server", "interpreter", "owner")
+    deadline = time.monotonic() + JOB_VISIBLE_WAIT
+    pause = 0.05
+    while True:
+        try:
+            return jobs.get(pk=job_pk)
+        except Job.DoesNotExist:
+            if time.monotonic() >= deadline:
+                raise
+            logger.info("Job %s is not visible yet; waiting for its transaction", job_pk)
+            time.sleep(pause)
+            pause = min(1.0, pause * 2)
+
+
+def enqueue_submission(job_pk: int, **options: Any) -> str:
+    """Queue ``submit_job_to_server`` for a job once the current transaction commits (at
+    once outside one), and return the task's id. The app's own pages, admin actions and
+    API queue jobs this way: a worker never gets a job whose row it cannot see yet, and a
+    request that rolls back queues nothing. Secrets wait in this process's memory until
+    the commit, and are sealed when the message is built."""
+    task_id = uuid()
+    # The id is on the row at once, for the answer to this request; the commit sends.
+    Job.objects.filter(pk=job_pk).update(cancel_requested_at=None, task_id=task_id)
+    transaction.on_commit(
+        lambda: submit_job_to_server.apply_async(
+            kwargs={"job_pk": job_pk, **options}, task_id=task_id
+        )
+    )
+    return task_id
 
 
 @shared_task(

@@ -26,7 +26,7 @@ from django_remote_submission.api.permissions import (
 from django_remote_submission.exceptions import LoginRefused
 from django_remote_submission.logins import check_login
 from django_remote_submission.models import Interpreter, Job, Log, Result, Server
-from django_remote_submission.tasks import cancel_job, submit_job_to_server
+from django_remote_submission.tasks import cancel_job, enqueue_submission
 
 #: Most log rows one ``jobs/{id}/logs/`` answer carries.
 MAX_LOG_PAGE = 10_000
@@ -136,10 +136,10 @@ class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
             raise PermissionDenied(str(exc)) from exc
 
     def _enqueue(self, job: Job, options: dict[str, Any]) -> Response:
-        result = submit_job_to_server.delay(job_pk=job.pk, **options)
+        task_id = enqueue_submission(job.pk, **options)
         job.refresh_from_db()
         data = serializers.JobSerializer(job, context=self.get_serializer_context()).data
-        return Response({"job": data, "task_id": result.id}, status=status.HTTP_202_ACCEPTED)
+        return Response({"job": data, "task_id": task_id}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         request=serializers.SubmitSerializer,

@@ -20,7 +20,7 @@ from django_remote_submission.conf import conf
 from django_remote_submission.exceptions import LoginRefused
 from django_remote_submission.logins import check_login
 from django_remote_submission.models import Interpreter, Job, Server
-from django_remote_submission.tasks import cancel_job, submit_job_to_server
+from django_remote_submission.tasks import cancel_job, enqueue_submission
 from django_remote_submission.views import log_context
 from server.forms import NewJobForm
 from server.sample import SAMPLE_PROGRAM
@@ -105,7 +105,7 @@ class ExampleJobStatusView(LoginRequiredMixin, View):
             messages.error(request, str(exc))
             return redirect("example")
         job.save()
-        submit_job_to_server.delay(job_pk=job.pk, **options)
+        enqueue_submission(job.pk, **options)
         messages.success(request, f"{job.title} is submitted: it runs for about 10 seconds.")
         return redirect("example")
 
@@ -134,7 +134,7 @@ class NewJobView(LoginRequiredMixin, FormView):  # type: ignore[type-arg]
             form.add_error(None, str(exc))
             return self.form_invalid(form)
         job.save()
-        submit_job_to_server.delay(job_pk=job.pk, **options)
+        enqueue_submission(job.pk, **options)
         messages.success(self.request, f"{job.title} is submitted.")
         return redirect("logs", job_pk=job.pk)
 
