@@ -1,8 +1,4 @@
-"""SSHTransport: the Transport contract over SSH and SFTP (paramiko), with a connection pool.
-
-This is the only module that knows paramiko: its exceptions are turned into the app's
-own here, with messages a user can act on and without any secret in them.
-"""
+"""SSHTransport and, for now, everything else of the SSH transport (split next)."""
 
 from __future__ import annotations
 
