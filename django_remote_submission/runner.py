@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
+from django_remote_submission import jobs
 from django_remote_submission.conf import conf
 from django_remote_submission.exceptions import RemoteSubmissionError, TransportError
 from django_remote_submission.logstream import STREAMS, LineSplitter, LogPolicy, LogRow, LogWriter
@@ -285,13 +286,8 @@ class JobRunner:
     # Outcomes ------------------------------------------------------------------------
 
     def end(self, exit_code: int, error: str) -> None:
-        job = self.job
-        job.exit_code = exit_code
-        job.error = error
-        job.status = Job.STATUS.success if not error else Job.STATUS.failure
-        job.finished_at = timezone.now()
-        job.save(update_fields=["exit_code", "error", "status", "finished_at", "modified"])
-        logger.info("Job %s ended: %s (exit code %s)", job.pk, job.status, exit_code)
+        if jobs.finish(self.job, exit_code, error):
+            logger.info("Job %s ended: %s (exit code %s)", self.job.pk, self.job.status, exit_code)
 
     def _stop_program(self) -> None:
         job = self.job
@@ -335,7 +331,7 @@ class JobRunner:
 
 def record_failure(job: Job, exc: BaseException) -> None:
     """End the job in failure with a reason a person can read; it must never stay
-    initial or submitted."""
+    initial or submitted. A job that has ended already keeps its outcome."""
     reason = str(exc) or type(exc).__name__
     if isinstance(exc, RemoteSubmissionError):
         logger.info("Job %s failed: %s", job.pk, reason)
@@ -343,10 +339,7 @@ def record_failure(job: Job, exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {reason}"
         logger.error("Job %s failed unexpectedly", job.pk, exc_info=exc)
     try:
-        job.status = Job.STATUS.failure
-        job.error = reason
-        job.finished_at = timezone.now()
-        job.save(update_fields=["status", "error", "finished_at", "modified"])
+        jobs.fail(job, reason)
     except Exception:
         logger.exception("Could not record the failure of job %s", job.pk)
 
@@ -356,6 +349,10 @@ def run_job(job: Job, options: RunOptions, transport: Transport | None = None) -
 
     Raises the error that ended it early, after recording it on the job.
     """
+    if job.is_finished and job.cancel_requested_at is None:
+        # Run again: this run's outcome is its own, from the start.
+        jobs.begin_run(job.pk)
+        job.refresh_from_db()
     if transport is None:
         try:
             transport = build_transport(job, options)

@@ -17,15 +17,13 @@ from typing import Any
 from celery import Task, shared_task
 from celery.utils import uuid
 from django.db import transaction
-from django.utils import timezone
 
-from django_remote_submission import secrets
+from django_remote_submission import jobs, secrets
 from django_remote_submission.keys import deploy_key, find_public_key, remove_key
-from django_remote_submission.logstream import HEARTBEAT_SECONDS, LogPolicy
+from django_remote_submission.logstream import LogPolicy
 from django_remote_submission.models import Job, Server
 from django_remote_submission.results import is_matching
 from django_remote_submission.runner import (
-    JobCanceled,
     RunOptions,
     copy_job,
     record_failure,
@@ -83,9 +81,7 @@ class SecretArgumentsTask(Task[Any, Any]):
         options.setdefault("kwargsrepr", repr(shown))
         if self.runs_job and sealed.get("job_pk") is not None:
             options.setdefault("task_id", uuid())
-            Job.objects.filter(pk=sealed["job_pk"]).update(
-                cancel_requested_at=None, task_id=options["task_id"]
-            )
+            jobs.begin_run(sealed["job_pk"], options["task_id"])
         return super().apply_async((), sealed, **options)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -99,7 +95,7 @@ class SecretArgumentsTask(Task[Any, Any]):
             raise
         if self.runs_job and self.request.id is None and kwargs.get("job_pk") is not None:
             # Called directly, not through the broker: this call is the new run.
-            Job.objects.filter(pk=kwargs["job_pk"]).update(cancel_requested_at=None)
+            jobs.begin_run(kwargs["job_pk"])
         return super().__call__(*args, **opened)
 
 
@@ -164,7 +160,7 @@ def enqueue_submission(job_pk: int, **options: Any) -> str:
     the commit, and are sealed when the message is built."""
     task_id = uuid()
     # The id is on the row at once, for the answer to this request; the commit sends.
-    Job.objects.filter(pk=job_pk).update(cancel_requested_at=None, task_id=task_id)
+    jobs.begin_run(job_pk, task_id)
     transaction.on_commit(
         lambda: submit_job_to_server.apply_async(
             kwargs={"job_pk": job_pk, **options}, task_id=task_id
@@ -304,21 +300,7 @@ def delete_key_from_server(
 
 @shared_task(name="django_remote_submission.tasks.cancel_job")
 def cancel_job(job_pk: int) -> bool:
-    """Ask the worker running the job to stop it (TERM to its process group, KILL after
+    """Stop the job: a queued one never runs; a running one is stopped by the worker that
+    follows it (its program's whole process tree: TERM, then KILL after
     REMOTE_SUBMISSION_KILL_GRACE). Returns False if the job had already ended."""
-    job = _load(job_pk)
-    if job.is_finished:
-        return False
-    now = timezone.now()
-    Job.objects.filter(pk=job.pk, cancel_requested_at__isnull=True).update(cancel_requested_at=now)
-    if job.status == Job.STATUS.initial:
-        record_failure(job, JobCanceled("Canceled before it started."))
-    elif job.heartbeat is None or now - job.heartbeat > dt.timedelta(seconds=3 * HEARTBEAT_SECONDS):
-        record_failure(
-            job,
-            JobCanceled(
-                "Canceled, but no worker was following the job: its program may still run "
-                f"on the server as process group {job.remote_pgid}."
-            ),
-        )
-    return True
+    return jobs.request_cancel(_load(job_pk))

@@ -1,0 +1,129 @@
+"""The life of a job: conditional status changes that one actor wins, and cancel's rules."""
+
+import datetime as dt
+import threading
+
+import pytest
+from django.db import connection
+from django.db.models.signals import post_save
+from django.utils import timezone
+
+from django_remote_submission import jobs
+from django_remote_submission.exceptions import AuthenticationFailed
+from django_remote_submission.models import Job
+from django_remote_submission.tasks import cancel_job, submit_job_to_server
+from tests.factories import make_job
+
+
+@pytest.fixture
+def saves():
+    seen = []
+
+    def record(sender, instance, **kwargs):
+        seen.append((instance.pk, instance.status))
+
+    post_save.connect(record, sender=Job)
+    yield seen
+    post_save.disconnect(record, sender=Job)
+
+
+def running(**fields):
+    values = {"status": "submitted", "heartbeat": timezone.now(), "remote_pgid": 4242}
+    values.update(fields)
+    return make_job(**values)
+
+
+def test_a_job_ended_by_one_actor_is_not_ended_again(db, saves):
+    job = running()
+    saves.clear()
+    assert jobs.fail(job, "The connection was lost.") is True
+    other = Job.objects.get(pk=job.pk)
+    other.status = "submitted"  # what a worker that missed it still believes
+    assert jobs.finish(other, 0, "") is False
+    job.refresh_from_db()
+    assert (job.status, job.error, job.exit_code) == ("failure", "The connection was lost.", None)
+    # One status change, one post_save (2.x receivers see it as from a save()).
+    assert saves == [(job.pk, "failure")]
+
+
+def test_of_many_concurrent_actors_exactly_one_wins(transactional_db):
+    job = running()
+    wins = []
+    barrier = threading.Barrier(8)
+
+    def act(i):
+        try:
+            mine = Job.objects.get(pk=job.pk)
+            barrier.wait()
+            # Odd ones end it as its worker would, even ones as a failure or a cancel.
+            won = jobs.finish(mine, i, f"reason {i}") if i % 2 else jobs.fail(mine, f"reason {i}")
+            if won:
+                wins.append(i)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=act, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(wins) == 1
+    job.refresh_from_db()
+    assert (job.status, job.error) == ("failure", f"reason {wins[0]}")
+
+
+def test_cancel_of_a_job_whose_worker_reports_only_asks(db):
+    job = running()
+    assert cancel_job(job.pk) is True
+    job.refresh_from_db()
+    assert job.status == "submitted"  # its worker stops it, and ends it
+    assert job.cancel_requested_at is not None
+
+
+def test_cancel_of_a_job_nobody_follows_ends_it(db):
+    job = running(heartbeat=timezone.now() - dt.timedelta(minutes=5))
+    assert cancel_job(job.pk) is True
+    job.refresh_from_db()
+    assert job.status == "failure"
+    assert job.error.startswith("Canceled, but no worker was following the job")
+    assert "4242" in job.error
+
+
+def test_cancel_of_a_queued_job_ends_it_and_of_an_ended_job_is_refused(db):
+    job = make_job()
+    assert cancel_job(job.pk) is True
+    job.refresh_from_db()
+    assert (job.status, job.error) == ("failure", "Canceled before it started.")
+    assert cancel_job(job.pk) is False
+
+
+def test_a_new_run_queues_an_ended_job_again(db, saves):
+    job = make_job(status="success", exit_code=0, finished_at=timezone.now())
+    saves.clear()
+    jobs.begin_run(job.pk, "task-2")
+    job.refresh_from_db()
+    assert (job.status, job.exit_code, job.finished_at, job.task_id) == (
+        "initial",
+        None,
+        None,
+        "task-2",
+    )
+    assert saves == [(job.pk, "initial")]
+
+
+@pytest.mark.ssh
+def test_a_run_again_that_fails_early_records_its_own_failure(openssh_target):
+    # The job succeeded once; run again with a wrong password, it must not keep
+    # showing the earlier success.
+    target = openssh_target
+    job = target.job("print('once')")
+    submit_job_to_server(job_pk=job.pk, **target.submit_kwargs)
+    job.refresh_from_db()
+    assert job.status == "success"
+    with pytest.raises(AuthenticationFailed):
+        submit_job_to_server(
+            job_pk=job.pk, password="not-" + (target.account.password or "x"), username="x"
+        )
+    job.refresh_from_db()
+    assert job.status == "failure"
+    assert "refused the password" in job.error
