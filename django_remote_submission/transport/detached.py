@@ -1,13 +1,43 @@
-"""The control-directory protocol of a detached program: the scripts that start it, watch
-it and stop it on the server, and where they leave what they know."""
+"""The detached-program protocol: start a program, follow it, read its outcome, stop its tree.
+
+Each function takes the transport as its first argument and needs only its primitives
+(``run_shell``, ``_stream``, ``read_file``, ``file_size``, ``list_tree``). ``Transport``
+keeps the public methods, with their documentation, as one-line delegations to these
+rather than inheriting them from a mixin: the contract and its reference documentation
+stay on one class, and this module needs no abstract stand-ins for the primitives. The
+shell scripts that run on the server are in ``scripts``.
+"""
 
 from __future__ import annotations
 
-import shlex
-from collections.abc import Sequence
+import logging
+import selectors
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from django_remote_submission.transport.shell import quote
+from django_remote_submission.exceptions import CommandTimedOut, TransportError
+from django_remote_submission.transport.scripts import LAUNCH, monitor_script
+from django_remote_submission.transport.shell import qpath, quote, remote_path
+
+if TYPE_CHECKING:
+    # base imports this module: these names are for the annotations only.
+    from django_remote_submission.transport.base import ByteStream, Transport
+
+logger = logging.getLogger(__name__)
+
+#: The longest silence after which ``follow`` yields ``None``, so the caller can do its
+#: own work (flush a batch, look for a cancel request).
+FOLLOW_TICK = 0.1
+#: Seconds between looks for the exit code while a followed program is silent.
+EXIT_CHECK_SECONDS = 0.5
+#: Times the readers of one followed program may die and be started again.
+MAX_READER_RESTARTS = 20
+#: Bytes read at a time of what the readers did not deliver.
+REMAINDER_CHUNK = 4 * 1024 * 1024
+#: The most survivors a job's reason names.
+SURVIVORS_NAMED = 5
 
 
 @dataclass(frozen=True)
@@ -51,256 +81,239 @@ class DetachedProcess:
         return f"{self.control_directory}/survivors"
 
 
-#: Finds and stops all of a job's processes, in whatever process group or session: see
-#: "What cancel and timeout stop" in docs/running-jobs.rst. The launch writes it to the
-#: control directory; the monitor records the program's tree with it while the program
-#: runs, and the timeout's watchdog and ``Transport.stop`` stop the tree with it. Needs a
-#: POSIX sh, awk and find, procps ``ps``, GNU ``sleep`` and Linux's /proc; not root.
-TREE_SCRIPT = r"""# Written by django-remote-submission: finds and stops every process of one job.
-#   tree.sh record CTL PID       adds the job's processes not recorded yet to CTL/tree
-#                                ("pid start-time" lines); PID is the program's pid
-#   tree.sh track CTL PID        the same every second, until the program has ended
-#   tree.sh stop CTL PID GRACE   TERM to all of them, KILL to what is left after GRACE
-#                                seconds; prints the processes still alive after that
-#                                ("pid command", one a line) and writes them to
-#                                CTL/survivors. Before each, it stops them all (STOP),
-#                                so that none forks or leaves between a look and a signal.
-# The job's processes are the members of the program's process group and session, the
-# processes recorded in CTL/tree (and CTL/tree.stop) whose start time still matches (a
-# pid reused by another process does not), and, as long as more are found, the children
-# of those and the members of any process group or session one of them is in. Never pid
-# 0 or 1, nor this script's ancestors, group or session. Only processes of this user are
-# signalled, and a whole group only when all of its members are.
-mode=$1 ctl=$2
-DRS_CTL=$ctl DRS_ROOT=$3 DRS_SELF=$$ DRS_UID=$(id -u)
-export DRS_CTL DRS_ROOT DRS_SELF DRS_UID
-
-# Reads /proc/PID/stat for each /proc/PID on its input and writes the job's processes:
-# "pid start-time" of those not recorded yet (record; exit status 3: these lines are the
-# whole record, 4: the program has ended), or "pid start-time pgid sid state mine
-# whole-group-mine recorded" of each (stop).
-SCAN='
-function load(file,    line, f) {
-    while ((getline line < file) > 0)
-        if (split(line, f, " ") >= 2) { known[f[1] " " f[2]] = 1; recorded[f[1]] = 1 }
-    close(file)
-}
-function add(p) {
-    if ((p in member) || (p in ancestor) || (G[p] in bad) || (S[p] in bad)) return
-    member[p] = 1; group[G[p]] = 1; session[S[p]] = 1; changed = 1
-}
-function mine(p,    file, line, f, yes) {
-    file = "/proc/" p "/status"
-    while ((getline line < file) > 0)
-        if (line ~ /^Uid:/) { split(line, f, " "); yes = (f[2] == uid) }
-    close(file)
-    return yes ? 1 : 0
-}
-BEGIN {
-    ctl = ENVIRON["DRS_CTL"]; root = ENVIRON["DRS_ROOT"]
-    self = ENVIRON["DRS_SELF"]; uid = ENVIRON["DRS_UID"]
-    load(ctl "/tree")
-    if (mode == "stop") load(ctl "/tree.stop")
-}
-{
-    # "pid (name) state ppid pgrp session ...": the name may hold spaces, ")" and even a
-    # newline, so the fields are what follows the last ")".
-    file = $0 "/stat"; entry = ""
-    while ((getline line < file) > 0) entry = (entry == "") ? line : entry "\n" line
-    close(file)
-    lp = index(entry, " (")
-    rest = entry; rp = 0
-    while ((i = index(rest, ")")) > 0) { rp += i; rest = substr(rest, i + 1) }
-    if (lp == 0 || rp <= lp || split(rest, f, " ") < 20) next  # gone meanwhile
-    p = substr(entry, 1, lp - 1)
-    n++; pids[n] = p
-    state[p] = f[1]; P[p] = f[2]; G[p] = f[3]; S[p] = f[4]; T[p] = f[20]
-}
-END {
-    bad[0] = 1; bad[1] = 1
-    if (self in G) { bad[G[self]] = 1; bad[S[self]] = 1 }
-    for (a = self; (a in P) && !(a in ancestor); a = P[a]) ancestor[a] = 1
-    # A recorded pid still names a group or session of the job unless another process
-    # has it now: the kernel gives no pid away while a group or session has it as its id.
-    for (r in recorded) if (!(r in T) || ((r " " T[r]) in known)) trust[r] = 1
-    if (!(root in recorded)) trust[root] = 1
-    for (i = 1; i <= n; i++) {
-        p = pids[i]
-        if (((p " " T[p]) in known) || (G[p] in trust) || (S[p] in trust)) add(p)
-    }
-    do {
-        changed = 0
-        for (i = 1; i <= n; i++) {
-            p = pids[i]
-            if (!(p in member) && ((P[p] in member) || (G[p] in group) || (S[p] in session)))
-                add(p)
-        }
-    } while (changed)
-    if (mode == "stop") {
-        for (p in member) own[p] = mine(p)
-        for (i = 1; i <= n; i++) {
-            p = pids[i]
-            if ((G[p] in group) && !((p in member) && own[p])) mixed[G[p]] = 1
-        }
-        for (i = 1; i <= n; i++) {
-            p = pids[i]
-            if (p in member)
-                print p, T[p], G[p], S[p], state[p], own[p], \
-                    ((G[p] in mixed) ? 0 : 1), (((p " " T[p]) in known) ? 1 : 0)
-        }
-        exit 0
-    }
-    gone = !(root in T) || state[root] == "Z" || \
-        ((root in recorded) && !((root " " T[root]) in known))
-    # A long job that runs many short commands leaves many dead records: once they are
-    # many, the live ones (and the program) are the whole record.
-    dead = 0
-    for (k in known) { split(k, f, " "); if (!(f[1] in T) || T[f[1]] != f[2]) dead++ }
-    whole = !gone && dead > 1000
-    if (whole) for (k in known) { split(k, f, " "); if (f[1] == root) print k }
-    for (i = 1; i <= n; i++) {
-        p = pids[i]
-        if ((p in member) && state[p] != "Z" && (whole || !((p " " T[p]) in known)))
-            print p, T[p]
-    }
-    exit (gone ? 4 : (whole ? 3 : 0))
-}'
-
-scan() {
-    if [ "$1" = stop ]; then
-        printf '%s\n' /proc/[0-9]*
-    else
-        # This user's processes only: on a shared server most are others', and reading
-        # their stat would cost most of each look. (A process of another user is not
-        # signalled anyway; a child of ours under it is still found by its group.)
-        find /proc/. ! -name . -prune -name '[0-9]*' -user "$DRS_UID" 2>/dev/null
-    fi | awk -v mode="$1" "$SCAN"
-}
-
-record() {
-    new=$(scan record); code=$?
-    if [ "$code" = 3 ]; then
-        printf '%s\n' "$new" > "$ctl/tree.new" && mv -f "$ctl/tree.new" "$ctl/tree"
-    elif [ -n "$new" ]; then
-        printf '%s\n' "$new" >> "$ctl/tree"
-    fi
-    return "$code"
-}
-
-# Sends signal $1 (then $2, if given) to each process of the job that is this user's and
-# was not sent $1 since the last "sent= groups=" (a group at once, when it is all this
-# user's; then its newcomers one by one). Records the processes it meets in CTL/tree.stop.
-# Leaves: alive (the job's processes not dead yet), living (their pids), ours (those of
-# them that are this user's), running (of those, the ones not stopped).
-send() {
-    alive=0 ours=0 running=0 living= targets= fresh=" "
-    list=$(scan stop)
-    while read -r pid start pg sid state own whole known; do
-        case $state in '' | Z | X) continue ;; esac
-        alive=$((alive + 1)) living=$living${living:+,}$pid
-        [ "$known" = 1 ] || echo "$pid $start" >> "$ctl/tree.stop"
-        [ "$own" = 1 ] || continue
-        ours=$((ours + 1))
-        case $state in T | t | D) ;; *) running=$((running + 1)) ;; esac
-        [ -n "$1" ] || continue
-        case $sent in *" $pid:$start "*) continue ;; esac
-        sent="$sent$pid:$start "
-        if [ "$whole" = 1 ] && [ "$pg" -gt 1 ]; then
-            case $groups in
-                *" $pg "*) case $fresh in *" $pg "*) ;; *) targets="$targets $pid" ;; esac ;;
-                *) groups="$groups$pg " fresh="$fresh$pg " targets="$targets -$pg" ;;
-            esac
-        else
-            targets="$targets $pid"
-        fi
-    done <<END_OF_LIST
-$list
-END_OF_LIST
-    if [ -n "$targets" ]; then
-        kill -"$1" $targets 2>/dev/null
-        [ -z "$2" ] || kill -"$2" $targets 2>/dev/null
-    fi
-}
-
-# Stops (SIGSTOP) every process of the job, again until none of them runs: a stopped
-# process neither forks nor leaves the tree between a look and a signal.
-freeze() {
-    sent=" " groups=" "
-    send STOP
-    rounds=0
-    while [ "$running" -gt 0 ] && [ "$rounds" -lt 50 ]; do
-        sleep 0.02
-        send STOP
-        rounds=$((rounds + 1))
-    done
-}
-
-stop() {
-    # Half done, the job would be left stopped: nothing but KILL ends this.
-    trap '' HUP INT QUIT PIPE TERM
-    ticks=$(awk -v grace="$1" 'BEGIN { t = int(grace * 10); print ((t < 1) ? 1 : t) }')
-    freeze
-    # CONT after TERM: a stopped process acts on its TERM only once it runs again.
-    sent=" " groups=" "
-    send TERM CONT
-    i=0
-    while [ "$ours" -gt 0 ] && [ "$i" -lt "$ticks" ]; do
-        sleep 0.1
-        send TERM CONT
-        i=$((i + 1))
-    done
-    if [ "$ours" -gt 0 ]; then
-        freeze
-        sent=" " groups=" "
-        send KILL
-        i=0
-        while [ "$ours" -gt 0 ] && [ "$i" -lt 50 ]; do
-            sleep 0.1
-            send KILL
-            i=$((i + 1))
-        done
-    fi
-    survivors=
-    [ -z "$living" ] || survivors=$(ps -ww -o pid=,args= -p "$living" 2>/dev/null)
-    printf '%s' "$survivors" > "$ctl/survivors.tmp" && mv -f "$ctl/survivors.tmp" "$ctl/survivors"
-    [ -z "$survivors" ] || printf '%s\n' "$survivors"
-    exit 0
-}
-
-case $mode in
-    record) record ;;
-    track)
-        while [ -d "$ctl" ]; do
-            record
-            [ "$?" = 4 ] && break
-            sleep 1
-        done
-        ;;
-    stop) stop "$4" ;;
-    *)
-        echo "usage: tree.sh record|track|stop CTL PID [GRACE]" >&2
-        exit 2
-        ;;
-esac
-"""
-#: The most survivors a job's reason names.
-SURVIVORS_NAMED = 5
+def start(
+    transport: Transport,
+    argv: Sequence[str],
+    *,
+    cwd: str,
+    control_directory: str,
+    time_limit: float | None,
+    grace: float,
+) -> DetachedProcess:
+    """See ``Transport.start_detached``."""
+    ctl = remote_path(control_directory.rstrip("/") or "/")
+    script = monitor_script(argv, time_limit, grace).encode()
+    launch = LAUNCH.format(ctl=qpath(ctl), cwd=qpath(cwd), size=len(script))
+    result = transport.run_shell(launch, timeout=30, input=script)
+    numbers = result.stdout.split()
+    if not result.ok or len(numbers) != 2:
+        raise TransportError(
+            f"Could not start the program in {cwd!r} on {transport.description}: {result.reason()}"
+        )
+    return DetachedProcess(int(numbers[0]), int(numbers[1]), ctl)
 
 
-def tree_script_writer() -> str:
-    """Lines of the launch script that write ``tree.sh`` into ``$ctl`` (or ``die``)."""
-    size = len(TREE_SCRIPT.encode())
-    return (
-        "write_tree_script() {\n"
-        "cat <<'DRS_END_OF_TREE_SCRIPT'\n"
-        f"{TREE_SCRIPT}"
-        "DRS_END_OF_TREE_SCRIPT\n"
-        "}\n"
-        'err=$(write_tree_script 2>&1 > "$ctl/tree.sh") ||\n'
-        '  die "Writing $ctl/tree.sh failed: $err"\n'
-        'size=$(wc -c < "$ctl/tree.sh")\n'
-        f'[ "$size" -eq {size} ] || die "Writing $ctl/tree.sh failed: $size of {size} bytes '
-        'were written (is the disk full?)"\n'
+def is_group_alive(transport: Transport, pgid: int) -> bool:
+    return transport.run_shell(f"kill -0 -{int(pgid)} 2>/dev/null").ok
+
+
+def signal_group(transport: Transport, pgid: int, signal: str) -> bool:
+    if not signal.isalnum():
+        raise ValueError(f"not a signal name: {signal!r}")
+    return transport.run_shell(f"kill -{signal} -{int(pgid)} 2>/dev/null").ok
+
+
+def terminate_group(transport: Transport, pgid: int, *, grace: float) -> None:
+    ticks = max(1, int(grace / 0.1))
+    transport.run_shell(
+        f"kill -TERM -{int(pgid)} 2>/dev/null; i=0; "
+        f"while kill -0 -{int(pgid)} 2>/dev/null && [ $i -lt {ticks} ]; do "
+        f"sleep 0.1; i=$((i+1)); done; kill -KILL -{int(pgid)} 2>/dev/null; true",
+        timeout=grace + 30,
+    )
+
+
+def stop(transport: Transport, process: DetachedProcess, *, grace: float) -> list[str]:
+    """See ``Transport.stop``."""
+    script, ctl = qpath(process.tree_script_path), qpath(process.control_directory)
+    # Without its tree.sh (its control directory is gone), a program is stopped by
+    # its process group, as it always was.
+    ticks = max(1, int(grace / 0.1))
+    pgid = int(process.pgid)
+    result = transport.run_shell(
+        f"[ -f {script} ] && /bin/sh {script} stop {ctl} {pgid} {float(grace):g} && exit; "
+        f"kill -TERM -{pgid} 2>/dev/null; i=0; "
+        f"while kill -0 -{pgid} 2>/dev/null && [ $i -lt {ticks} ]; do "
+        f"sleep 0.1; i=$((i+1)); done; kill -KILL -{pgid} 2>/dev/null; true",
+        # Ample: cut short, the stop would leave the processes it had stopped (STOP) so.
+        timeout=grace + 120,
+    )
+    return survivor_lines(result.stdout)
+
+
+def survivors(transport: Transport, process: DetachedProcess) -> list[str]:
+    try:
+        return survivor_lines(transport.read_file(process.survivors_path))
+    except TransportError:
+        return []  # never stopped, or its control directory is gone
+
+
+def outcome(transport: Transport, process: DetachedProcess) -> tuple[int | None, set[str]]:
+    names = {f.path for f in transport.list_tree(process.control_directory)}
+    code = read_exit_code(transport, process) if "exit_code" in names else None
+    return code, names & {"timed_out", "canceled"}
+
+
+def read_exit_code(transport: Transport, process: DetachedProcess) -> int | None:
+    try:
+        text = transport.read_file(process.exit_code_path).strip()
+    except TransportError:
+        return None
+    return int(text) if text.lstrip(b"-").isdigit() else None
+
+
+def wait_for_exit_code(transport: Transport, process: DetachedProcess, *, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        code = read_exit_code(transport, process)
+        if code is not None:
+            return code
+        if time.monotonic() > deadline:
+            raise CommandTimedOut(
+                f"No exit code in {process.exit_code_path} on {transport.description} "
+                f"after {timeout:g} s"
+            )
+        time.sleep(0.05)
+
+
+def follow(
+    transport: Transport, files: Sequence[tuple[str, int]], *, process: DetachedProcess
+) -> Iterator[tuple[int, bytes] | None]:
+    """See ``Transport.follow``."""
+    consumed = [int(offset) for _, offset in files]
+    final_sizes: list[int] | None = None
+    restarts = 0
+    # Look for the exit code soon after the start (short jobs end fast), then less often.
+    exit_check_delay = 0.02
+    next_exit_check = time.monotonic() + exit_check_delay
+    streams: dict[int, ByteStream] = {}
+    selector = selectors.DefaultSelector()
+
+    def start_reader(index: int) -> None:
+        command = _tail_command(files[index][0], consumed[index], process)
+        streams[index] = transport._stream(command)
+        selector.register(streams[index].fileno(), selectors.EVENT_READ, index)
+
+    try:
+        for index in range(len(files)):
+            start_reader(index)
+        while streams:
+            wait = FOLLOW_TICK
+            if final_sizes is None:
+                wait = max(0.0, min(wait, next_exit_check - time.monotonic()))
+            events = selector.select(timeout=wait)
+            for key, _ in events:
+                index = key.data
+                chunk = streams[index].read_available()
+                if chunk:
+                    consumed[index] += len(chunk)
+                    yield index, chunk
+                elif chunk is not None:
+                    _drop_stream(selector, streams, index)
+                    if final_sizes is None and not _has_ended(transport, process):
+                        # The reader died, not the program: read on from here.
+                        _size(transport, files[index][0])
+                        restarts += 1
+                        if restarts > MAX_READER_RESTARTS:
+                            raise TransportError(
+                                f"The readers of {files[index][0]!r} on "
+                                f"{transport.description} ended {restarts} times while the "
+                                "program ran."
+                            )
+                        logger.warning(
+                            "The reader of %s on %s ended early; starting it again at byte %s",
+                            files[index][0],
+                            transport.description,
+                            consumed[index],
+                        )
+                        start_reader(index)
+            # The monitor may linger as a zombie where init reaps late, keeping tail
+            # alive; once the exit code exists, the files' sizes say when to stop.
+            if final_sizes is None and not events and time.monotonic() >= next_exit_check:
+                exit_check_delay = min(EXIT_CHECK_SECONDS, exit_check_delay * 2)
+                next_exit_check = time.monotonic() + exit_check_delay
+                if transport.file_size(process.exit_code_path) is not None:
+                    final_sizes = _final_sizes(transport, files)
+            if final_sizes is not None:
+                for index in list(streams):
+                    if consumed[index] >= final_sizes[index]:
+                        _drop_stream(selector, streams, index)
+            if not events and streams:
+                yield None
+    finally:
+        selector.close()
+        for stream in streams.values():
+            stream.close()
+    if final_sizes is None:
+        transport.wait_for_exit_code(process)
+        final_sizes = _final_sizes(transport, files)
+    for index, (path, _) in enumerate(files):
+        # What the readers did not deliver (one died as the program ended, say).
+        while consumed[index] < final_sizes[index]:
+            wanted = min(REMAINDER_CHUNK, final_sizes[index] - consumed[index])
+            try:
+                chunk = transport.read_file(path, consumed[index], wanted)
+            except TransportError as exc:
+                raise TransportError(
+                    f"{final_sizes[index] - consumed[index]} bytes of {path!r} from byte "
+                    f"{consumed[index]} on could not be read: {exc}"
+                ) from exc
+            if not chunk:
+                raise TransportError(
+                    f"{final_sizes[index] - consumed[index]} bytes of {path!r} from byte "
+                    f"{consumed[index]} on could not be read: the file ends at "
+                    f"{consumed[index]}, although it had {final_sizes[index]} bytes."
+                )
+            consumed[index] += len(chunk)
+            yield index, chunk
+
+
+def _has_ended(transport: Transport, process: DetachedProcess) -> bool:
+    """Whether the program has ended: its exit code is there, or its monitor, which
+    would write it, is gone (then the exit code is looked for once more, at the end)."""
+    if transport.file_size(process.exit_code_path) is not None:
+        return True
+    return not transport.run_shell(f"kill -0 {int(process.monitor_pid)} 2>/dev/null").ok
+
+
+def _final_sizes(transport: Transport, files: Sequence[tuple[str, int]]) -> list[int]:
+    return [_size(transport, path) for path, _ in files]
+
+
+def _size(transport: Transport, path: str) -> int:
+    """The size of a followed output file, which must not have gone."""
+    size = transport.file_size(path)
+    if size is None:
+        raise TransportError(
+            f"The output file {path!r} on {transport.description} is gone: what the "
+            "program wrote to it and was not stored yet is lost."
+        )
+    return size
+
+
+def _drop_stream(
+    selector: selectors.BaseSelector, streams: dict[int, ByteStream], index: int
+) -> None:
+    stream = streams.pop(index)
+    selector.unregister(stream.fileno())
+    stream.close()
+
+
+def _tail_command(path: str, offset: int, process: DetachedProcess) -> str:
+    """Follows a file from a byte offset; ``--pid`` ends it once the monitor is gone,
+    should this worker go first."""
+    return quote(
+        [
+            "tail",
+            "-c",
+            f"+{int(offset) + 1}",
+            "-f",
+            f"--pid={int(process.monitor_pid)}",
+            "-s",
+            str(EXIT_CHECK_SECONDS),
+            "--",
+            remote_path(path),
+        ]
     )
 
 
@@ -319,42 +332,3 @@ def describe_survivors(survivors: Sequence[str]) -> str:
     more = f"; and {count - SURVIVORS_NAMED} more" if count > SURVIVORS_NAMED else ""
     noun = "process" if count == 1 else "processes"
     return f" {count} {noun} survived KILL: {named}{more}."
-
-
-def monitor_script(argv: Sequence[str], time_limit: float | None, grace: float) -> str:
-    q = shlex.quote
-    lines = [
-        "# Written by django-remote-submission: runs one job, detached from any connection.",
-        "# $1 is the absolute path of the job's control directory.",
-        'ctl="$1"',
-        'echo $$ > "$ctl/monitor.pid"',
-        f'setsid {quote(argv)} >>"$ctl/stdout" 2>>"$ctl/stderr" </dev/null &',
-        "pgid=$!",
-        # Before anything can reap the program: its pid and start time head the record of
-        # the job's processes, which tells it from a later process that reuses its pid.
-        '/bin/sh "$ctl/tree.sh" record "$ctl" "$pgid" </dev/null >/dev/null 2>&1',
-        'echo "$pgid" > "$ctl/pgid.tmp" && mv -f "$ctl/pgid.tmp" "$ctl/pgid"',
-        '/bin/sh "$ctl/tree.sh" track "$ctl" "$pgid" </dev/null >/dev/null 2>&1 &',
-        "tracker=$!",
-        "watchdog=",
-    ]
-    if time_limit:
-        watchdog = (
-            'sleep "$1"; echo "$1" > "$2/timed_out"; '
-            'exec /bin/sh "$2/tree.sh" stop "$2" "$3" "$4" >/dev/null'
-        )
-        lines += [
-            f"setsid /bin/sh -c {q(watchdog)} watchdog {float(time_limit):g} "
-            f'"$ctl" "$pgid" {float(grace):g} </dev/null >/dev/null 2>&1 &',
-            "watchdog=$!",
-        ]
-    lines += [
-        'wait "$pgid"; code=$?',
-        'kill "$tracker" 2>/dev/null',
-        'if [ -n "$watchdog" ]; then',
-        '  if [ -e "$ctl/timed_out" ]; then wait "$watchdog"; '
-        'else kill -KILL -"$watchdog" 2>/dev/null; fi',
-        "fi",
-        'echo "$code" > "$ctl/exit_code.tmp" && mv -f "$ctl/exit_code.tmp" "$ctl/exit_code"',
-    ]
-    return "\n".join(lines) + "\n"

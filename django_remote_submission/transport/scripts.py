@@ -1,0 +1,340 @@
+"""The shell scripts of a detached program: its launch, its monitor and ``tree.sh``."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+
+from django_remote_submission.transport.shell import quote
+
+#: Finds and stops all of a job's processes, in whatever process group or session: see
+#: "What cancel and timeout stop" in docs/running-jobs.rst. The launch writes it to the
+#: control directory; the monitor records the program's tree with it while the program
+#: runs, and the timeout's watchdog and ``Transport.stop`` stop the tree with it. Needs a
+#: POSIX sh, awk and find, procps ``ps``, GNU ``sleep`` and Linux's /proc; not root.
+TREE_SCRIPT = r"""# Written by django-remote-submission: finds and stops every process of one job.
+#   tree.sh record CTL PID       adds the job's processes not recorded yet to CTL/tree
+#                                ("pid start-time" lines); PID is the program's pid
+#   tree.sh track CTL PID        the same every second, until the program has ended
+#   tree.sh stop CTL PID GRACE   TERM to all of them, KILL to what is left after GRACE
+#                                seconds; prints the processes still alive after that
+#                                ("pid command", one a line) and writes them to
+#                                CTL/survivors. Before each, it stops them all (STOP),
+#                                so that none forks or leaves between a look and a signal.
+# The job's processes are the members of the program's process group and session, the
+# processes recorded in CTL/tree (and CTL/tree.stop) whose start time still matches (a
+# pid reused by another process does not), and, as long as more are found, the children
+# of those and the members of any process group or session one of them is in. Never pid
+# 0 or 1, nor this script's ancestors, group or session. Only processes of this user are
+# signalled, and a whole group only when all of its members are.
+mode=$1 ctl=$2
+DRS_CTL=$ctl DRS_ROOT=$3 DRS_SELF=$$ DRS_UID=$(id -u)
+export DRS_CTL DRS_ROOT DRS_SELF DRS_UID
+
+# Reads /proc/PID/stat for each /proc/PID on its input and writes the job's processes:
+# "pid start-time" of those not recorded yet (record; exit status 3: these lines are the
+# whole record, 4: the program has ended), or "pid start-time pgid sid state mine
+# whole-group-mine recorded" of each (stop).
+SCAN='
+function load(file,    line, f) {
+    while ((getline line < file) > 0)
+        if (split(line, f, " ") >= 2) { known[f[1] " " f[2]] = 1; recorded[f[1]] = 1 }
+    close(file)
+}
+function add(p) {
+    if ((p in member) || (p in ancestor) || (G[p] in bad) || (S[p] in bad)) return
+    member[p] = 1; group[G[p]] = 1; session[S[p]] = 1; changed = 1
+}
+function mine(p,    file, line, f, yes) {
+    file = "/proc/" p "/status"
+    while ((getline line < file) > 0)
+        if (line ~ /^Uid:/) { split(line, f, " "); yes = (f[2] == uid) }
+    close(file)
+    return yes ? 1 : 0
+}
+BEGIN {
+    ctl = ENVIRON["DRS_CTL"]; root = ENVIRON["DRS_ROOT"]
+    self = ENVIRON["DRS_SELF"]; uid = ENVIRON["DRS_UID"]
+    load(ctl "/tree")
+    if (mode == "stop") load(ctl "/tree.stop")
+}
+{
+    # "pid (name) state ppid pgrp session ...": the name may hold spaces, ")" and even a
+    # newline, so the fields are what follows the last ")".
+    file = $0 "/stat"; entry = ""
+    while ((getline line < file) > 0) entry = (entry == "") ? line : entry "\n" line
+    close(file)
+    lp = index(entry, " (")
+    rest = entry; rp = 0
+    while ((i = index(rest, ")")) > 0) { rp += i; rest = substr(rest, i + 1) }
+    if (lp == 0 || rp <= lp || split(rest, f, " ") < 20) next  # gone meanwhile
+    p = substr(entry, 1, lp - 1)
+    n++; pids[n] = p
+    state[p] = f[1]; P[p] = f[2]; G[p] = f[3]; S[p] = f[4]; T[p] = f[20]
+}
+END {
+    bad[0] = 1; bad[1] = 1
+    if (self in G) { bad[G[self]] = 1; bad[S[self]] = 1 }
+    for (a = self; (a in P) && !(a in ancestor); a = P[a]) ancestor[a] = 1
+    # A recorded pid still names a group or session of the job unless another process
+    # has it now: the kernel gives no pid away while a group or session has it as its id.
+    for (r in recorded) if (!(r in T) || ((r " " T[r]) in known)) trust[r] = 1
+    if (!(root in recorded)) trust[root] = 1
+    for (i = 1; i <= n; i++) {
+        p = pids[i]
+        if (((p " " T[p]) in known) || (G[p] in trust) || (S[p] in trust)) add(p)
+    }
+    do {
+        changed = 0
+        for (i = 1; i <= n; i++) {
+            p = pids[i]
+            if (!(p in member) && ((P[p] in member) || (G[p] in group) || (S[p] in session)))
+                add(p)
+        }
+    } while (changed)
+    if (mode == "stop") {
+        for (p in member) own[p] = mine(p)
+        for (i = 1; i <= n; i++) {
+            p = pids[i]
+            if ((G[p] in group) && !((p in member) && own[p])) mixed[G[p]] = 1
+        }
+        for (i = 1; i <= n; i++) {
+            p = pids[i]
+            if (p in member)
+                print p, T[p], G[p], S[p], state[p], own[p], \
+                    ((G[p] in mixed) ? 0 : 1), (((p " " T[p]) in known) ? 1 : 0)
+        }
+        exit 0
+    }
+    gone = !(root in T) || state[root] == "Z" || \
+        ((root in recorded) && !((root " " T[root]) in known))
+    # A long job that runs many short commands leaves many dead records: once they are
+    # many, the live ones (and the program) are the whole record.
+    dead = 0
+    for (k in known) { split(k, f, " "); if (!(f[1] in T) || T[f[1]] != f[2]) dead++ }
+    whole = !gone && dead > 1000
+    if (whole) for (k in known) { split(k, f, " "); if (f[1] == root) print k }
+    for (i = 1; i <= n; i++) {
+        p = pids[i]
+        if ((p in member) && state[p] != "Z" && (whole || !((p " " T[p]) in known)))
+            print p, T[p]
+    }
+    exit (gone ? 4 : (whole ? 3 : 0))
+}'
+
+scan() {
+    if [ "$1" = stop ]; then
+        printf '%s\n' /proc/[0-9]*
+    else
+        # This user's processes only: on a shared server most are others', and reading
+        # their stat would cost most of each look. (A process of another user is not
+        # signalled anyway; a child of ours under it is still found by its group.)
+        find /proc/. ! -name . -prune -name '[0-9]*' -user "$DRS_UID" 2>/dev/null
+    fi | awk -v mode="$1" "$SCAN"
+}
+
+record() {
+    new=$(scan record); code=$?
+    if [ "$code" = 3 ]; then
+        printf '%s\n' "$new" > "$ctl/tree.new" && mv -f "$ctl/tree.new" "$ctl/tree"
+    elif [ -n "$new" ]; then
+        printf '%s\n' "$new" >> "$ctl/tree"
+    fi
+    return "$code"
+}
+
+# Sends signal $1 (then $2, if given) to each process of the job that is this user's and
+# was not sent $1 since the last "sent= groups=" (a group at once, when it is all this
+# user's; then its newcomers one by one). Records the processes it meets in CTL/tree.stop.
+# Leaves: alive (the job's processes not dead yet), living (their pids), ours (those of
+# them that are this user's), running (of those, the ones not stopped).
+send() {
+    alive=0 ours=0 running=0 living= targets= fresh=" "
+    list=$(scan stop)
+    while read -r pid start pg sid state own whole known; do
+        case $state in '' | Z | X) continue ;; esac
+        alive=$((alive + 1)) living=$living${living:+,}$pid
+        [ "$known" = 1 ] || echo "$pid $start" >> "$ctl/tree.stop"
+        [ "$own" = 1 ] || continue
+        ours=$((ours + 1))
+        case $state in T | t | D) ;; *) running=$((running + 1)) ;; esac
+        [ -n "$1" ] || continue
+        case $sent in *" $pid:$start "*) continue ;; esac
+        sent="$sent$pid:$start "
+        if [ "$whole" = 1 ] && [ "$pg" -gt 1 ]; then
+            case $groups in
+                *" $pg "*) case $fresh in *" $pg "*) ;; *) targets="$targets $pid" ;; esac ;;
+                *) groups="$groups$pg " fresh="$fresh$pg " targets="$targets -$pg" ;;
+            esac
+        else
+            targets="$targets $pid"
+        fi
+    done <<END_OF_LIST
+$list
+END_OF_LIST
+    if [ -n "$targets" ]; then
+        kill -"$1" $targets 2>/dev/null
+        [ -z "$2" ] || kill -"$2" $targets 2>/dev/null
+    fi
+}
+
+# Stops (SIGSTOP) every process of the job, again until none of them runs: a stopped
+# process neither forks nor leaves the tree between a look and a signal.
+freeze() {
+    sent=" " groups=" "
+    send STOP
+    rounds=0
+    while [ "$running" -gt 0 ] && [ "$rounds" -lt 50 ]; do
+        sleep 0.02
+        send STOP
+        rounds=$((rounds + 1))
+    done
+}
+
+stop() {
+    # Half done, the job would be left stopped: nothing but KILL ends this.
+    trap '' HUP INT QUIT PIPE TERM
+    ticks=$(awk -v grace="$1" 'BEGIN { t = int(grace * 10); print ((t < 1) ? 1 : t) }')
+    freeze
+    # CONT after TERM: a stopped process acts on its TERM only once it runs again.
+    sent=" " groups=" "
+    send TERM CONT
+    i=0
+    while [ "$ours" -gt 0 ] && [ "$i" -lt "$ticks" ]; do
+        sleep 0.1
+        send TERM CONT
+        i=$((i + 1))
+    done
+    if [ "$ours" -gt 0 ]; then
+        freeze
+        sent=" " groups=" "
+        send KILL
+        i=0
+        while [ "$ours" -gt 0 ] && [ "$i" -lt 50 ]; do
+            sleep 0.1
+            send KILL
+            i=$((i + 1))
+        done
+    fi
+    survivors=
+    [ -z "$living" ] || survivors=$(ps -ww -o pid=,args= -p "$living" 2>/dev/null)
+    printf '%s' "$survivors" > "$ctl/survivors.tmp" && mv -f "$ctl/survivors.tmp" "$ctl/survivors"
+    [ -z "$survivors" ] || printf '%s\n' "$survivors"
+    exit 0
+}
+
+case $mode in
+    record) record ;;
+    track)
+        while [ -d "$ctl" ]; do
+            record
+            [ "$?" = 4 ] && break
+            sleep 1
+        done
+        ;;
+    stop) stop "$4" ;;
+    *)
+        echo "usage: tree.sh record|track|stop CTL PID [GRACE]" >&2
+        exit 2
+        ;;
+esac
+"""
+
+
+def tree_script_writer() -> str:
+    """Lines of the launch script that write ``tree.sh`` into ``$ctl`` (or ``die``)."""
+    size = len(TREE_SCRIPT.encode())
+    return (
+        "write_tree_script() {\n"
+        "cat <<'DRS_END_OF_TREE_SCRIPT'\n"
+        f"{TREE_SCRIPT}"
+        "DRS_END_OF_TREE_SCRIPT\n"
+        "}\n"
+        'err=$(write_tree_script 2>&1 > "$ctl/tree.sh") ||\n'
+        '  die "Writing $ctl/tree.sh failed: $err"\n'
+        'size=$(wc -c < "$ctl/tree.sh")\n'
+        f'[ "$size" -eq {size} ] || die "Writing $ctl/tree.sh failed: $size of {size} bytes '
+        'were written (is the disk full?)"\n'
+    )
+
+
+#: One command starts a detached program (each round trip to a server costs): it prepares
+#: the control directory, takes the monitor script from stdin, starts it and reports the
+#: pids. Each step that fails stops it with what failed and why, its own first error (not a
+#: later step's complaint about what the first one left missing); stdin is read to its
+#: end first, so that the script never ends while its input is still on the way.
+LAUNCH = (
+    r"""
+die() {{ printf '%s\n' "$*" >&2; cat >/dev/null 2>&1; exit 1; }}
+command -v setsid >/dev/null ||
+  die "setsid is not installed on the server (it comes with util-linux)"
+command -v awk >/dev/null || die "awk is not installed on the server"
+err=$(mkdir -p -- {ctl} 2>&1) || die "Creating the control directory failed: $err"
+# The control directory may be relative to where we are now, not to the job's directory.
+ctl=$(cd -- {ctl} && pwd) || die "Entering the control directory failed"
+# A control directory used before (a job run again) must not answer for this run.
+err=$(rm -f -- "$ctl/pgid" "$ctl/monitor.pid" "$ctl/exit_code" "$ctl/timed_out" \
+  "$ctl/canceled" "$ctl/tree" "$ctl/tree.stop" "$ctl/survivors" 2>&1) ||
+  die "Clearing the control directory $ctl failed: $err"
+err=$( {{ : > "$ctl/stdout" && : > "$ctl/stderr"; }} 2>&1) ||
+  die "Creating the output files in $ctl failed: $err"
+err=$(cat > "$ctl/monitor.sh" 2>&1) || die "Writing $ctl/monitor.sh failed: $err"
+size=$(wc -c < "$ctl/monitor.sh")
+[ "$size" -eq {size} ] ||
+  die "Writing $ctl/monitor.sh failed: $size of {size} bytes were written (is the disk full?)"
+"""
+    # tree.sh: written here, not sent on stdin, which carries the monitor.
+    + tree_script_writer().replace("{", "{{").replace("}", "}}")
+    + r"""err=$(cd -- {cwd} 2>&1) || die "Entering the job's directory failed: $err"
+cd -- {cwd} || die "Entering the job's directory failed"
+setsid /bin/sh "$ctl/monitor.sh" "$ctl" </dev/null >/dev/null 2>&1 &
+# Wait (at most 10 s) until the monitor has written both pids.
+i=0
+while [ ! -s "$ctl/pgid" ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done
+if [ ! -s "$ctl/pgid" ] || [ ! -s "$ctl/monitor.pid" ]; then
+  free=$(df -Pk -- "$ctl" 2>/dev/null | awk 'NR == 2 {{ print $4 }}')
+  [ "$free" = 0 ] && die "The program was not started: no space left on the device of $ctl"
+  die "The program was not started: its monitor wrote no process id to $ctl in 10 s"
+fi
+cat -- "$ctl/pgid" "$ctl/monitor.pid"
+"""
+)
+
+
+def monitor_script(argv: Sequence[str], time_limit: float | None, grace: float) -> str:
+    q = shlex.quote
+    lines = [
+        "# Written by django-remote-submission: runs one job, detached from any connection.",
+        "# $1 is the absolute path of the job's control directory.",
+        'ctl="$1"',
+        'echo $$ > "$ctl/monitor.pid"',
+        f'setsid {quote(argv)} >>"$ctl/stdout" 2>>"$ctl/stderr" </dev/null &',
+        "pgid=$!",
+        # Before anything can reap the program: its pid and start time head the record of
+        # the job's processes, which tells it from a later process that reuses its pid.
+        '/bin/sh "$ctl/tree.sh" record "$ctl" "$pgid" </dev/null >/dev/null 2>&1',
+        'echo "$pgid" > "$ctl/pgid.tmp" && mv -f "$ctl/pgid.tmp" "$ctl/pgid"',
+        '/bin/sh "$ctl/tree.sh" track "$ctl" "$pgid" </dev/null >/dev/null 2>&1 &',
+        "tracker=$!",
+        "watchdog=",
+    ]
+    if time_limit:
+        watchdog = (
+            'sleep "$1"; echo "$1" > "$2/timed_out"; '
+            'exec /bin/sh "$2/tree.sh" stop "$2" "$3" "$4" >/dev/null'
+        )
+        lines += [
+            f"setsid /bin/sh -c {q(watchdog)} watchdog {float(time_limit):g} "
+            f'"$ctl" "$pgid" {float(grace):g} </dev/null >/dev/null 2>&1 &',
+            "watchdog=$!",
+        ]
+    lines += [
+        'wait "$pgid"; code=$?',
+        'kill "$tracker" 2>/dev/null',
+        'if [ -n "$watchdog" ]; then',
+        '  if [ -e "$ctl/timed_out" ]; then wait "$watchdog"; '
+        'else kill -KILL -"$watchdog" 2>/dev/null; fi',
+        "fi",
+        'echo "$code" > "$ctl/exit_code.tmp" && mv -f "$ctl/exit_code.tmp" "$ctl/exit_code"',
+    ]
+    return "\n".join(lines) + "\n"
