@@ -227,7 +227,7 @@ class Transport(abc.ABC):
         to ``exit_code`` there (128 + N when signal N ended it). With a ``time_limit`` the
         server itself writes ``timed_out`` when the limit passes and stops the program's
         whole tree as ``stop`` does (``tree.sh stop``: TERM, then KILL after ``grace``
-        seconds). Needs ``setsid`` and ``awk`` on the server.
+        seconds). Needs ``setsid``, ``awk``, ``find`` and ``ps`` on the server.
         """
         return detached.start(
             self,

@@ -268,7 +268,12 @@ LAUNCH = (
 die() {{ printf '%s\n' "$*" >&2; cat >/dev/null 2>&1; exit 1; }}
 command -v setsid >/dev/null ||
   die "setsid is not installed on the server (it comes with util-linux)"
-command -v awk >/dev/null || die "awk is not installed on the server"
+command -v awk >/dev/null ||
+  die "awk is not installed on the server (it comes with gawk or mawk)"
+command -v find >/dev/null ||
+  die "find is not installed on the server (it comes with findutils)"
+command -v ps >/dev/null ||
+  die "ps is not installed on the server (it comes with procps)"
 err=$(mkdir -p -- {ctl} 2>&1) || die "Creating the control directory failed: $err"
 # The control directory may be relative to where we are now, not to the job's directory.
 ctl=$(cd -- {ctl} && pwd) || die "Entering the control directory failed"
