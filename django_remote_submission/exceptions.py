@@ -13,6 +13,11 @@ class ConnectionFailed(TransportError):
     """The server could not be reached (DNS, refused, unreachable, timed out)."""
 
 
+class ConnectionLost(ConnectionFailed):
+    """A connection that was open is gone (closed by the server, reset, cut): what was
+    started over it may still be running on the server."""
+
+
 class AuthenticationFailed(TransportError):
     """The server refused the credentials."""
 

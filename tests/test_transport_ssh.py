@@ -374,8 +374,22 @@ def test_a_command_with_input_on_a_connection_the_server_closes(openssh_account)
         gone = r"The connection to \S+ (was closed by the server|was lost) while"
         with pytest.raises(ConnectionFailed, match=gone + " running a command"):
             t.run_shell("kill -KILL $PPID; sleep 10", input=b"x" * 100_000)
+        # Nothing else of ours was on that connection: the next command takes another.
+        assert t.run(["echo", "again"]).stdout == b"again\n"
+    pool.close_all()
+
+
+def test_a_dead_connection_that_carried_a_session_of_ours_is_not_replaced(openssh_account):
+    pool = ConnectionPool()
+    with transport(openssh_account, pool=pool, **credentials(openssh_account)) as t:
+        follower = t._stream("sleep 30")  # what a job's tail -f is
+        gone = r"The connection to \S+ (was closed by the server|was lost) while"
+        with pytest.raises(ConnectionFailed, match=gone + " running a command"):
+            t.run_shell("kill -KILL $PPID; sleep 10", input=b"x" * 100_000)
+        # Another connection must not hide that the follower's connection was lost.
         with pytest.raises(ConnectionFailed, match=gone + " in use"):
             t.run(["true"])
+        follower.close()
     pool.close_all()
 
 
@@ -383,6 +397,7 @@ def test_the_reason_the_server_gives_for_dropping_a_connection_is_told(openssh_a
     pool = ConnectionPool()
     with transport(openssh_account, pool=pool, **credentials(openssh_account)) as t:
         assert t.run(["true"]).ok
+        follower = t._stream("sleep 30")  # a session of ours, lost with the connection
         # What paramiko did, now and then, under load: an end-of-file on a channel both
         # sides have closed already, which makes sshd drop the whole connection.
         connection = t.client.get_transport()
@@ -401,6 +416,7 @@ def test_the_reason_the_server_gives_for_dropping_a_connection_is_told(openssh_a
             time.sleep(0.01)
         with pytest.raises(ConnectionFailed) as excinfo:
             t.run(["true"])
+        follower.close()
     assert "was closed by the server" in str(excinfo.value)
     assert "ieof packet referred to nonexistent channel" in str(excinfo.value)
     pool.close_all()

@@ -13,7 +13,7 @@ from typing import Any
 import paramiko
 
 from django_remote_submission.conf import conf
-from django_remote_submission.exceptions import ConnectionFailed
+from django_remote_submission.exceptions import ConnectionFailed, ConnectionLost
 from django_remote_submission.transport.base import Transport
 from django_remote_submission.transport.hostkeys import HostKey
 from django_remote_submission.transport.ssh.connect import (
@@ -156,7 +156,9 @@ class _SSHSessions(Transport):
 
     @property
     def sftp(self) -> paramiko.SFTPClient:
-        if self._sftp is None:
+        tries = 2
+        while self._sftp is None:
+            tries -= 1
             session = self._session()
             try:
                 session.channel.invoke_subsystem("sftp")
@@ -164,8 +166,13 @@ class _SSHSessions(Transport):
             except _FAILURES as exc:
                 self._end_session(session)
                 transport = session.channel.get_transport()
+                if _gone_now(transport) and not self._sessions and tries:
+                    # The connection died as the session began, with nothing else of
+                    # ours on it: another one will do.
+                    self._drop(session.connection)
+                    continue
                 if _gone_now(transport):
-                    raise ConnectionFailed(
+                    raise ConnectionLost(
                         _lost(self.description, transport, "while opening an SFTP session", exc)
                     ) from None
                 raise ConnectionFailed(
@@ -179,14 +186,20 @@ class _SSHSessions(Transport):
         """A new session, on the first connection with room for it: end it with
         ``_end_session``. A session the server refuses is opened on another connection."""
         self.open()
+        if not self._sessions:
+            # Dead while it waited in the pool (a network cut, a restarted sshd): no
+            # session of ours was on it, so nothing is lost by taking another.
+            for held in [held for held in self._held if not held.alive]:
+                self._drop(held)
         for held in self._held:
             if not held.alive:
                 # It took its sessions (a job's followers) with it: another connection
                 # must not hide that.
-                raise ConnectionFailed(
+                raise ConnectionLost(
                     _lost(self.description, held.client.get_transport(), "while in use")
                 )
         key = self._pool_key()
+        stale = 0
         while True:
             connection = self._pool.take_session(
                 key, self._connect_another, self._pool_wait, self._held
@@ -199,8 +212,13 @@ class _SSHSessions(Transport):
             except _FAILURES as exc:
                 if not _refused(exc, transport):
                     self._pool.end_session(connection, opened=False)
+                    if _gone_now(transport) and not self._sessions and stale < len(self._held):
+                        # Found dead only now (paramiko had not noticed): as above.
+                        stale += 1
+                        self._drop(connection)
+                        continue
                     if _gone_now(transport):
-                        raise ConnectionFailed(
+                        raise ConnectionLost(
                             _lost(self.description, transport, "while opening a session", exc)
                         ) from None
                     raise ConnectionFailed(
@@ -216,6 +234,16 @@ class _SSHSessions(Transport):
             session = _Session(channel, connection)
             self._sessions.append(session)
             return session
+
+    def _drop(self, connection: _Connection) -> None:
+        """Give a dead connection back to the pool, which forgets it; lease another in its
+        place if it was the only one."""
+        connection.client.close()  # not alive: the pool forgets it once nobody holds it
+        if connection in self._held:
+            self._held.remove(connection)
+            self._pool.release(self._pool_key(), connection)
+        if not self._held:
+            self._held = [self._pool.lease(self._pool_key(), self._connect, self._pool_wait)]
 
     def _connect_another(self) -> paramiko.SSHClient:
         try:
@@ -245,7 +273,7 @@ class _SSHSessions(Transport):
     ) -> ConnectionFailed:
         """A failure of paramiko's while ``doing`` something ("while reading x"), as ours."""
         if _gone_now(transport):
-            return ConnectionFailed(_lost(self.description, transport, doing, exc))
+            return ConnectionLost(_lost(self.description, transport, doing, exc))
         return ConnectionFailed(
             f"The connection to {self.description} failed {doing}: {_text(exc)}."
         )
@@ -267,6 +295,6 @@ class _SSHSessions(Transport):
             return code
         transport = channel.get_transport()
         if _gone_now(transport):
-            raise ConnectionFailed(_lost(self.description, transport, f"while {doing}"))
+            raise ConnectionLost(_lost(self.description, transport, f"while {doing}"))
         # A command killed by a signal has no exit status; report it like a shell does.
         return 255
