@@ -19,6 +19,7 @@ DEFAULTS: dict[str, Any] = {
     "KEEPALIVE_INTERVAL": 30,
     "MAX_CONNECTIONS_PER_HOST": 4,
     "KILL_GRACE": 10.0,
+    "RECONNECT_TIMEOUT": 600.0,
     "WEBSOCKET_PREFIX": "/ws/",
     "SECRET_KEY": None,
     "LOG_BATCH_LINES": 2000,
@@ -69,6 +70,11 @@ class Settings:
     @property
     def KILL_GRACE(self) -> float:
         return float(_get("KILL_GRACE"))
+
+    @property
+    def RECONNECT_TIMEOUT(self) -> float:
+        """Seconds a job's worker tries to connect again after losing the connection."""
+        return float(_get("RECONNECT_TIMEOUT"))
 
     @property
     def WEBSOCKET_PREFIX(self) -> str:

@@ -9,12 +9,19 @@ import posixpath
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from django.utils import timezone
 
 from django_remote_submission import jobs
 from django_remote_submission.conf import conf
-from django_remote_submission.exceptions import RemoteSubmissionError, TransportError
+from django_remote_submission.exceptions import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    ConnectionLost,
+    RemoteSubmissionError,
+    TransportError,
+)
 from django_remote_submission.logstream import STREAMS, LineSplitter, LogPolicy, LogRow, LogWriter
 from django_remote_submission.models import Job, Log, Server
 from django_remote_submission.results import collect, snapshot
@@ -27,6 +34,12 @@ logger = logging.getLogger(__name__)
 CANCEL_CHECK_SECONDS = 0.5
 #: Characters of the program's last stderr line quoted in a failed job's error.
 REASON_LENGTH = 500
+#: Seconds before the first try at connecting again after a lost connection, and the
+#: longest pause between tries (the pause doubles after each).
+RECONNECT_FIRST_PAUSE = 0.5
+RECONNECT_MAX_PAUSE = 30.0
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -123,6 +136,11 @@ def upload_program(transport: Transport, job: Job) -> None:
         )
 
 
+class ServerGone(ConnectionLost):
+    """The connection was lost and could not be made again in time: the program may
+    still run on the server."""
+
+
 class JobCanceled(RemoteSubmissionError):
     pass
 
@@ -151,14 +169,16 @@ class JobRunner:
                 process = self.launch()
                 try:
                     self.follow(process)
-                    exit_code, error = self.finish(process)
+                    exit_code, error = self._reconnecting(lambda: self.finish(process))
+                except ServerGone:
+                    raise  # its program runs on, to be collected when the server is back
                 except Exception:
                     # Nobody would follow it or collect its results: stop it, over the
-                    # job's own connections. A lost connection can't; then it runs on.
+                    # job's own connections.
                     self._stop_program()
                     raise
-                results = self.collect(before)
-                self.cleanup()
+                results = self._reconnecting(lambda: self.collect(before))
+                self._reconnecting(self.cleanup)
         except Exception as exc:
             self.fail(exc)
             raise
@@ -222,20 +242,31 @@ class JobRunner:
 
     def follow(self, process: DetachedProcess) -> None:
         splitters = [LineSplitter(conf.LOG_MAX_LINE_LENGTH) for _ in STREAMS]
-        files = [(process.stdout_path, 0), (process.stderr_path, 0)]
+        #: Bytes of each stream read so far: where following goes on after a reconnect.
+        read = [0 for _ in STREAMS]
         canceled = False
-        for item in self.transport.follow(files, process=process):
-            if item is None:
-                self.writer.tick()
-            else:
-                index, chunk = item
-                lines = splitters[index].feed(chunk)
-                self.writer.add(STREAMS[index], lines, splitters[index].offset, timezone.now())
-            if not canceled and self._cancel_requested():
-                canceled = True
-                self.transport.put_text("", f"{process.control_directory}/canceled")
-                # What survives is named by the job's reason (``finish``).
-                self.transport.stop(process, grace=conf.KILL_GRACE)
+        following = True
+        while following:
+            files = [(process.stdout_path, read[0]), (process.stderr_path, read[1])]
+            try:
+                for item in self.transport.follow(files, process=process):
+                    if item is None:
+                        self.writer.tick()
+                    else:
+                        index, chunk = item
+                        read[index] += len(chunk)
+                        lines = splitters[index].feed(chunk)
+                        offset = splitters[index].offset
+                        self.writer.add(STREAMS[index], lines, offset, timezone.now())
+                    if not canceled and self._cancel_requested():
+                        canceled = True
+                        self.transport.put_text("", f"{process.control_directory}/canceled")
+                        # What survives is named by the job's reason (``finish``).
+                        self.transport.stop(process, grace=conf.KILL_GRACE)
+                following = False
+            except ConnectionLost as exc:
+                self.writer.flush()  # what was read is stored before the wait
+                self._reconnect(exc)
         now = timezone.now()
         for index, splitter in enumerate(splitters):
             self.writer.add(STREAMS[index], splitter.finish(), splitter.offset, now)
@@ -311,6 +342,52 @@ class JobRunner:
         except Exception:
             logger.exception("Could not store the last lines of job %s", self.job.pk)
         record_failure(self.job, exc)
+
+    # Reconnecting --------------------------------------------------------------------
+
+    def _reconnecting(self, step: Callable[[], T]) -> T:
+        """Run a step of the job, again after a reconnect if the connection is lost."""
+        while True:
+            try:
+                return step()
+            except ConnectionLost as exc:
+                self._reconnect(exc)
+
+    def _reconnect(self, lost: ConnectionLost) -> None:
+        """Connect again, with backoff, for at most RECONNECT_TIMEOUT seconds; raise
+        ServerGone after that. The program runs on meanwhile: it was started detached,
+        and its output waits in its control directory."""
+        started = time.monotonic()
+        deadline = started + conf.RECONNECT_TIMEOUT
+        pause = RECONNECT_FIRST_PAUSE
+        last: Exception = lost
+        logger.warning("Job %s lost its connection (%s); connecting again", self.job.pk, lost)
+        while True:
+            self.transport.close()  # let go of the dead connection
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ServerGone(
+                    f"{lost} Connecting again failed for {conf.RECONNECT_TIMEOUT:g} s "
+                    f"(REMOTE_SUBMISSION_RECONNECT_TIMEOUT), last with: {last} The program "
+                    "may still be running on the server, as process group "
+                    f"{self.job.remote_pgid}."
+                ) from lost
+            time.sleep(min(pause, remaining))
+            pause = min(RECONNECT_MAX_PAUSE, pause * 2)
+            self.writer.tick()  # this worker is alive, and still responsible for the job
+            try:
+                self.transport.open()
+                if not self.transport.run(["true"]).ok:
+                    raise ConnectionFailed("the server could not run `true`")
+            except (ConnectionFailed, AuthenticationFailed) as exc:
+                last = exc
+                continue
+            waited = time.monotonic() - started
+            logger.info("Job %s is connected again after %.1f s", self.job.pk, waited)
+            self.writer.note(
+                "stderr", f"The connection was lost ({lost}); connected again after {waited:.0f} s."
+            )
+            return
 
     # Helpers -------------------------------------------------------------------------
 

@@ -7,9 +7,11 @@ user it runs unprivileged, and only key logins to that same user work.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import secrets
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -102,14 +104,7 @@ class OpenSSHServer:
         if self.privileged:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         self.log_path = self.directory / "sshd.log"
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [SSHD, "-D", "-e", "-f", str(self.config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-        self._wait_ready()
+        self._listen()
         remote_directory = f"{home}/work" if home else str(self.directory / "work")
         return SSHAccount(
             name="openssh",
@@ -140,6 +135,39 @@ class OpenSSHServer:
             subprocess.run(["pkill", "-KILL", "-u", self.account], check=False)
             subprocess.run(["userdel", "--remove", self.account], check=False, capture_output=True)
             self.account = None
+
+    def _listen(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [SSHD, "-D", "-e", "-f", str(self.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        self._wait_ready()
+
+    def drop_connections(self) -> None:
+        """What a network cut does to the connections open now: their sshd processes
+        die (the programs they started in sessions of their own live on)."""
+        assert self.process is not None
+        # Each connection is served by a monitor process (a child of the listener) and
+        # the login's own sshd process under it: either alone keeps the connection up.
+        monitors = _children([self.process.pid])
+        for pid in _children(monitors) + monitors:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def halt(self) -> None:
+        """The server goes away: no connection stays, no new one is accepted."""
+        assert self.process is not None
+        self.drop_connections()
+        self.process.kill()
+        self.process.wait()
+        self.process = None
+
+    def resume(self) -> None:
+        """The server is back, on the same port, with the same keys and account."""
+        self._listen()
 
     @property
     def host_key_path(self) -> Path:
@@ -221,3 +249,12 @@ class OpenSSHServer:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"sshd did not start: {self.log_path.read_text()[-2000:]}")
             time.sleep(0.05)
+
+
+def _children(parents: list[int]) -> list[int]:
+    if not parents:
+        return []
+    found = subprocess.run(
+        ["pgrep", "-P", ",".join(map(str, parents))], capture_output=True, text=True
+    )
+    return [int(pid) for pid in found.stdout.split()]
