@@ -166,10 +166,7 @@ class _SSHSessions(Transport):
             except _FAILURES as exc:
                 self._end_session(session)
                 transport = session.channel.get_transport()
-                if _gone_now(transport) and not self._sessions and tries:
-                    # The connection died as the session began, with nothing else of
-                    # ours on it: another one will do.
-                    self._drop(session.connection)
+                if tries and self._replaced_if_stale(session.connection, transport):
                     continue
                 if _gone_now(transport):
                     raise ConnectionLost(
@@ -212,10 +209,8 @@ class _SSHSessions(Transport):
             except _FAILURES as exc:
                 if not _refused(exc, transport):
                     self._pool.end_session(connection, opened=False)
-                    if _gone_now(transport) and not self._sessions and stale < len(self._held):
-                        # Found dead only now (paramiko had not noticed): as above.
+                    if stale < len(self._held) and self._replaced_if_stale(connection, transport):
                         stale += 1
-                        self._drop(connection)
                         continue
                     if _gone_now(transport):
                         raise ConnectionLost(
@@ -234,6 +229,17 @@ class _SSHSessions(Transport):
             session = _Session(channel, connection)
             self._sessions.append(session)
             return session
+
+    def _replaced_if_stale(
+        self, connection: _Connection, transport: paramiko.Transport | None
+    ) -> bool:
+        """Whether a connection found dead only as a session began (paramiko had not
+        noticed yet) was dropped for another: so it is when no session of ours was on it,
+        and nothing is lost."""
+        if self._sessions or not _gone_now(transport):
+            return False
+        self._drop(connection)
+        return True
 
     def _drop(self, connection: _Connection) -> None:
         """Give a dead connection back to the pool, which forgets it; lease another in its
