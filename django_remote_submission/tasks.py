@@ -138,12 +138,12 @@ JOB_VISIBLE_WAIT = 10.0
 
 
 def _load(job_pk: int) -> Job:
-    jobs = Job.objects.select_related("server", "interpreter", "owner")
+    rows = Job.objects.select_related("server", "interpreter", "owner")
     deadline = time.monotonic() + JOB_VISIBLE_WAIT
     pause = 0.05
     while True:
         try:
-            return jobs.get(pk=job_pk)
+            return rows.get(pk=job_pk)
         except Job.DoesNotExist:
             if time.monotonic() >= deadline:
                 raise
