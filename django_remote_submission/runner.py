@@ -20,7 +20,6 @@ from django_remote_submission.exceptions import (
     ConnectionFailed,
     ConnectionLost,
     RemoteSubmissionError,
-    TransportError,
 )
 from django_remote_submission.logstream import STREAMS, LineSplitter, LogPolicy, LogRow, LogWriter
 from django_remote_submission.models import Job, Log, Server
@@ -122,20 +121,6 @@ def program_argument(job: Job) -> str:
     return name if not name.startswith("-") else f"./{name}"
 
 
-def upload_program(transport: Transport, job: Job) -> None:
-    """Write the job's program to its file and check that all of it arrived: a full disk
-    must not leave a short program to run."""
-    data = job.program.encode("utf-8")
-    path = program_path(job)
-    transport.put_bytes(data, path)
-    size = transport.file_size(path)
-    if size != len(data):
-        raise TransportError(
-            f"Uploading the program to {path!r} on {transport.description} failed: "
-            f"{size or 0} of {len(data)} bytes arrived (is the disk full?)."
-        )
-
-
 class ServerGone(ConnectionLost):
     """The connection was lost and could not be made again in time: the program may
     still run on the server."""
@@ -196,7 +181,7 @@ class JobRunner:
             raise JobCanceled("Canceled before it started.")
         directory = remote_directory(self.job)
         self.transport.mkdir_p(directory)
-        upload_program(self.transport, self.job)
+        self.transport.put_text(self.job.program, program_path(self.job))
         return snapshot(self.transport.list_tree(directory))
 
     def launch(self) -> DetachedProcess:
@@ -445,7 +430,7 @@ def copy_job(job: Job, options: RunOptions) -> None:
         transport = build_transport(job, options)
         with transport:
             transport.mkdir_p(remote_directory(job))
-            upload_program(transport, job)
+            transport.put_text(job.program, program_path(job))
         job.status = Job.STATUS.submitted
         job.save(update_fields=["status", "modified"])
         Log.objects.create(

@@ -101,3 +101,42 @@ def test_a_job_on_a_full_disk_fails_naming_the_upload(ssh_account, tiny_disk, tm
         assert f"Could not write '{directory}/program.py'" in job.error, job.error
         assert "No space left on device" in job.error, job.error
         assert "monitor.pid" not in job.error
+
+
+@pytest.fixture
+def local_tiny_disk(tmp_path):
+    """A directory on a 64 KiB filesystem, for the local transport (remote=False)."""
+    if os.geteuid() != 0:
+        unavailable("mounting a small filesystem needs root")
+    directory = tmp_path / "tiny"
+    directory.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={TINY}", "tmpfs", str(directory)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode:
+        unavailable(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield str(directory)
+    finally:
+        subprocess.run(["umount", "--lazy", str(directory)], check=False)
+
+
+def test_a_local_job_on_a_full_disk_fails_naming_the_upload(local_tiny_disk, tmp_path, db):
+    # The local transport keeps the same promise: a short write fails, with its cause.
+    for target in job_target(None, tmp_path):
+        directory = f"{local_tiny_disk}/job"
+        target.transport.mkdir_p(directory)
+        fill(target.transport, local_tiny_disk)
+        job = target.job("print('never')\n" * 2000, remote_directory=directory)
+        with pytest.raises(TransportError):
+            run_job(job, target.options())
+        job.refresh_from_db()
+        assert job.status == "failure"
+        assert f"Could not write '{directory}/program.py'" in job.error, job.error
+        assert "No space left on device" in job.error, job.error
+        assert not target.transport.exists(f"{directory}/program.py") or (
+            target.transport.file_size(f"{directory}/program.py") < len(job.program)
+        )
