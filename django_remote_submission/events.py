@@ -11,15 +11,13 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
 
 from django_remote_submission.models import Job, Log
-
-if TYPE_CHECKING:
-    from django_remote_submission.logstream import LogRow
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +37,21 @@ def user_group(user_pk: int) -> str:
 
 def job_group(job_pk: int) -> str:
     return f"drs.job.{int(job_pk)}"
+
+
+class LogLike(Protocol):
+    """What a log frame is made of: a ``Log``, or the ``LogRow`` the runner stores."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def job_id(self) -> int: ...
+    @property
+    def time(self) -> datetime: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def stream(self) -> str: ...
 
 
 def _iso(value: Any) -> str | None:
@@ -62,7 +75,7 @@ def status_payload(job: Job) -> dict[str, Any]:
     }
 
 
-def log_payload(log: Log | LogRow) -> dict[str, Any]:
+def log_payload(log: LogLike) -> dict[str, Any]:
     """A log frame: the 2.x keys, then additions."""
     return {
         "log_id": log.id,
@@ -129,7 +142,7 @@ def publish_status(job: Job) -> None:
     transaction.on_commit(send)
 
 
-def publish_logs(job_pk: int, rows: Sequence[LogRow | Log], after_id: int | None) -> None:
+def publish_logs(job_pk: int, rows: Sequence[LogLike], after_id: int | None) -> None:
     """One event for a batch of new rows of one job (call it once they are committed).
 
     ``after_id`` is the job's last log id before this batch, so that a socket that
