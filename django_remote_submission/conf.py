@@ -20,6 +20,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONNECTIONS_PER_HOST": 4,
     "KILL_GRACE": 10.0,
     "RECONNECT_TIMEOUT": 600.0,
+    "LEASE_SECONDS": 20.0,
+    "QUEUE_GRACE": 300.0,
+    "SWEEP": True,
     "WEBSOCKET_PREFIX": "/ws/",
     "SECRET_KEY": None,
     "LOG_BATCH_LINES": 2000,
@@ -75,6 +78,22 @@ class Settings:
     def RECONNECT_TIMEOUT(self) -> float:
         """Seconds a job's worker tries to connect again after losing the connection."""
         return float(_get("RECONNECT_TIMEOUT"))
+
+    @property
+    def LEASE_SECONDS(self) -> float:
+        """Seconds a worker holds a job without renewing its lease; a job whose worker
+        died is taken over by another within 1.25 times this."""
+        return float(_get("LEASE_SECONDS"))
+
+    @property
+    def QUEUE_GRACE(self) -> float:
+        """Seconds a queued job waits for its task before the sweep sends it again."""
+        return float(_get("QUEUE_GRACE"))
+
+    @property
+    def SWEEP(self) -> bool:
+        """Whether each Celery worker runs the sweep (takes over jobs nobody follows)."""
+        return bool(_get("SWEEP"))
 
     @property
     def WEBSOCKET_PREFIX(self) -> str:

@@ -32,3 +32,8 @@ class CommandTimedOut(TransportError):
 
 class LoginRefused(RemoteSubmissionError):
     """The site's login policy does not let this user run jobs as this login."""
+
+
+class LeaseLost(RemoteSubmissionError):
+    """Another worker took the job over (this one was presumed dead): stop following it
+    without writing anything more."""

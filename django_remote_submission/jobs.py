@@ -1,35 +1,56 @@
-"""The life of a job: each change of its status is a conditional update that one actor
-wins (a worker ending it, a cancel, a new run), and the rules of canceling."""
+"""The life of a job: every change of its state is a conditional update that one actor wins
+(a worker, the sweep, a cancel, a new run), and the leases that say who follows a job."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Iterable
 from typing import Any
 
 from django.db import router
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.db.models.signals import post_save
 from django.utils import timezone
 
-from django_remote_submission.logstream import HEARTBEAT_SECONDS
+from django_remote_submission.conf import conf
 from django_remote_submission.models import Job
 
 logger = logging.getLogger(__name__)
 
-#: Statuses of a job that has not ended: queued (or never sent), and running.
-ACTIVE = (Job.STATUS.initial, Job.STATUS.submitted)
-#: A running job whose worker has not reported for this long is followed by nobody.
-STALE_AFTER = dt.timedelta(seconds=3 * HEARTBEAT_SECONDS)
+State = Job.State
+#: States of a job that has not ended.
+ACTIVE = (State.QUEUED, State.STARTING, State.RUNNING, State.FINISHING)
+#: States in which a worker holds the job, under a lease.
+OWNED = (State.STARTING, State.RUNNING, State.FINISHING)
+#: Final states, and the 2.x status each keeps.
+FINAL: dict[str, str] = {
+    State.SUCCESS: Job.STATUS.success,
+    State.FAILURE: Job.STATUS.failure,
+    State.CANCELED: Job.STATUS.failure,
+}
+#: Keys of ``Job.run_options`` that hold a sealed secret, erased when the job ends.
+SECRET_OPTIONS = ("password", "passphrase")
+
+
+def new_owner() -> str:
+    """A name for one holder of leases: ``host:pid:random``, unique across restarts."""
+    return f"{socket.gethostname()[:150]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def lease_end(now: dt.datetime | None = None) -> dt.datetime:
+    return (now or timezone.now()) + dt.timedelta(seconds=conf.LEASE_SECONDS)
 
 
 def transition(job: Job, *, allowed: Iterable[str], where: Q | None = None, **changes: Any) -> bool:
-    """Apply ``changes`` to the job's row if its status is one of ``allowed`` (and it
+    """Apply ``changes`` to the job's row if its state is one of ``allowed`` (and it
     matches ``where``), in one ``UPDATE``, then send ``post_save`` as a save would; False
     (changing nothing) if another actor moved the job on first. ``job`` gets the changes."""
     changes["modified"] = timezone.now()
-    rows = Job.objects.filter(pk=job.pk, status__in=list(allowed))
+    rows = Job.objects.filter(pk=job.pk, state__in=list(allowed))
     updated = (rows.filter(where) if where is not None else rows).update(**changes)
     if not updated:
         return False
@@ -49,19 +70,49 @@ def transition(job: Job, *, allowed: Iterable[str], where: Q | None = None, **ch
     return True
 
 
-def begin_run(job_pk: int, task_id: str | None = None) -> None:
-    """A new run of the job was sent (or called): it takes the task id, forgets a cancel
-    request left from an earlier run, and a job that had ended is queued again, so that
-    this run's outcome is its own (``initial`` until a worker launches it)."""
-    changes: dict[str, Any] = {"cancel_requested_at": None}
+def _owned_by(owner: str) -> Q:
+    return Q(lease_owner=owner)
+
+
+def _ended(job: Job, state: str, **changes: Any) -> dict[str, Any]:
+    """The changes that end a job: its outcome, no lease, and its secrets erased."""
+    return {
+        "state": state,
+        "status": FINAL[state],
+        "finished_at": timezone.now(),
+        "lease_owner": "",
+        "lease_expires": None,
+        "run_options": public_options(job.run_options),
+        **changes,
+    }
+
+
+def public_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (options or {}).items() if k not in SECRET_OPTIONS}
+
+
+# A new run ----------------------------------------------------------------------------
+
+
+def begin_run(
+    job_pk: int, task_id: str | None = None, options: dict[str, Any] | None = None
+) -> None:
+    """A new run of the job was sent (or called): it takes the task id and the run's
+    options (secrets sealed), forgets a cancel request left from an earlier run, and a
+    job that had ended is queued again, so that this run's outcome is its own. A job
+    that a worker holds now is left alone: its run goes on."""
+    changes: dict[str, Any] = {"cancel_requested_at": None, "queued_at": timezone.now()}
     if task_id is not None:
         changes["task_id"] = task_id
-    Job.objects.filter(pk=job_pk).update(**changes)
-    job = Job.objects.filter(pk=job_pk, status__in=Job.FINAL_STATUSES).first()
+    if options is not None:
+        changes["run_options"] = options
+    Job.objects.filter(pk=job_pk, state__in=[State.QUEUED, *FINAL]).update(**changes)
+    job = Job.objects.filter(pk=job_pk, state__in=list(FINAL)).first()
     if job is not None:
         transition(
             job,
-            allowed=Job.FINAL_STATUSES,
+            allowed=list(FINAL),
+            state=State.QUEUED,
             status=Job.STATUS.initial,
             exit_code=None,
             error="",
@@ -69,72 +120,161 @@ def begin_run(job_pk: int, task_id: str | None = None) -> None:
         )
 
 
-def finish(job: Job, exit_code: int, error: str) -> bool:
+def claim(job: Job, owner: str, options: dict[str, Any]) -> bool:
+    """A worker takes a queued job to run it: False if another took it first, it was
+    canceled, or it is not queued."""
+    now = timezone.now()
+    return transition(
+        job,
+        allowed=[State.QUEUED],
+        where=Q(cancel_requested_at__isnull=True),
+        state=State.STARTING,
+        status=Job.STATUS.submitted,
+        lease_owner=owner,
+        lease_expires=lease_end(now),
+        run_options=options,
+    )
+
+
+def launched(job: Job, owner: str, *, pid: int, pgid: int, started_at: dt.datetime) -> bool:
+    """The program runs on the server: its process ids, and output from byte 0."""
+    return transition(
+        job,
+        allowed=[State.STARTING],
+        where=_owned_by(owner),
+        state=State.RUNNING,
+        status=Job.STATUS.submitted,
+        started_at=started_at,
+        finished_at=None,
+        exit_code=None,
+        error="",
+        remote_pid=pid,
+        remote_pgid=pgid,
+        stdout_offset=0,
+        stderr_offset=0,
+        heartbeat=started_at,
+        lease_expires=lease_end(started_at),
+    )
+
+
+def finishing(job: Job, owner: str) -> bool:
+    """The program has ended; its worker reads what is left and collects results."""
+    return transition(job, allowed=[State.RUNNING], where=_owned_by(owner), state=State.FINISHING)
+
+
+# Endings ------------------------------------------------------------------------------
+
+
+def finish(
+    job: Job, exit_code: int, error: str, *, owner: str = "", canceled: bool = False
+) -> bool:
     """The run ended with the program's exit code: ``success``, or ``failure`` with the
-    reason. False if the job had been ended meanwhile (a cancel found nobody following)."""
+    reason (``canceled`` when a cancel stopped it). False if the job had been ended, or
+    taken over, meanwhile: that outcome stands."""
+    state = State.CANCELED if canceled else State.SUCCESS if not error else State.FAILURE
     ended = transition(
         job,
-        allowed=[Job.STATUS.submitted],
-        exit_code=exit_code,
-        error=error,
-        status=Job.STATUS.success if not error else Job.STATUS.failure,
-        finished_at=timezone.now(),
+        allowed=ACTIVE,
+        where=_owned_by(owner) if owner else None,
+        **_ended(job, state, exit_code=exit_code, error=error),
     )
     if not ended:
         job.refresh_from_db()
         logger.warning(
-            "Job %s ended with exit code %s, but was %s already: kept that",
+            "Job %s ended with exit code %s, but was %s (leased to %r) already: kept that",
             job.pk,
             exit_code,
-            job.status,
+            job.state,
+            job.lease_owner,
         )
     return ended
 
 
-def fail(job: Job, reason: str) -> bool:
-    """End a job that has not ended in ``failure`` with a reason a person can read; False
-    if it had ended already (that outcome stands)."""
+def fail(job: Job, reason: str, *, owner: str = "", canceled: bool = False) -> bool:
+    """End a job that has not ended in ``failure`` (or ``canceled``) with a reason a
+    person can read; False if it had ended already, or another worker holds it now."""
     return transition(
         job,
         allowed=ACTIVE,
-        status=Job.STATUS.failure,
-        error=reason,
-        finished_at=timezone.now(),
+        where=_owned_by(owner) if owner else None,
+        **_ended(job, State.CANCELED if canceled else State.FAILURE, error=reason),
     )
+
+
+# Leases -------------------------------------------------------------------------------
+
+
+def take_over(job: Job, owner: str) -> bool:
+    """Hold a job whose worker stopped renewing its lease (it died, or lost its
+    database): False if its lease is still live or another actor took it first."""
+    now = timezone.now()
+    updated = (
+        Job.objects.filter(pk=job.pk, state__in=list(OWNED))
+        .filter(Q(lease_expires__isnull=True) | Q(lease_expires__lt=now))
+        .update(lease_owner=owner, lease_expires=lease_end(now), modified=now)
+    )
+    if updated:
+        job.refresh_from_db()
+    return bool(updated)
+
+
+def release(owner: str, job_pks: Iterable[int]) -> int:
+    """Let go of jobs at once (a worker shutting down): the sweep of any live worker
+    takes them over at its next pass instead of waiting for the leases to expire."""
+    held = Job.objects.filter(pk__in=list(job_pks), lease_owner=owner, state__in=list(OWNED))
+    # No owner any more: a follower of this process that writes once more finds the job
+    # gone from it (LeaseLost) and stops.
+    return held.update(lease_owner="", lease_expires=timezone.now() - dt.timedelta(seconds=1))
+
+
+def orphaned() -> QuerySet[Job]:
+    """Jobs a worker held whose lease expired: nobody follows them."""
+    now = timezone.now()
+    return Job.objects.filter(state__in=list(OWNED)).filter(
+        Q(lease_expires__isnull=True) | Q(lease_expires__lt=now)
+    )
+
+
+def requeue_lost(now: dt.datetime | None = None) -> list[Job]:
+    """Queued jobs whose task has waited longer than QUEUE_GRACE: their message may be
+    lost (a Redis without persistence restarted). Each is marked as sent again now, by
+    one sweep only; the caller sends it. A duplicate message is harmless: only one
+    worker can claim the job."""
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(seconds=conf.QUEUE_GRACE)
+    waiting = Job.objects.filter(state=State.QUEUED, cancel_requested_at__isnull=True).filter(
+        Q(queued_at__lt=cutoff) | Q(queued_at__isnull=True, created__lt=cutoff)
+    )
+    resent = []
+    for job in waiting.order_by("pk")[:1000]:
+        if Job.objects.filter(pk=job.pk, state=State.QUEUED, queued_at=job.queued_at).update(
+            queued_at=now
+        ):
+            job.queued_at = now
+            resent.append(job)
+    return resent
+
+
+# Cancel -------------------------------------------------------------------------------
 
 
 def request_cancel(job: Job) -> bool:
     """Ask for the job to stop; False if it had ended already.
 
-    A queued job ends at once, and never runs (the worker that gets its task sees the
-    request). A running job is stopped by the worker following it, which looks for the
-    request twice a second. A running job that no worker follows any more (its worker
-    died) is ended here, with a reason that says its program may still run.
+    A queued job ends at once, and never runs (the worker that gets its task cannot
+    claim it). A job a worker holds is stopped by that worker, which looks for the
+    request twice a second; one whose worker died is stopped by the worker that takes
+    it over (``tasks.cancel_job`` does that at once when the lease has expired).
     """
     now = timezone.now()
-    Job.objects.filter(pk=job.pk, status__in=ACTIVE, cancel_requested_at__isnull=True).update(
+    Job.objects.filter(pk=job.pk, state__in=list(ACTIVE), cancel_requested_at__isnull=True).update(
         cancel_requested_at=now
     )
     if transition(
         job,
-        allowed=[Job.STATUS.initial],
-        status=Job.STATUS.failure,
-        error="Canceled before it started.",
-        finished_at=now,
+        allowed=[State.QUEUED],
+        **_ended(job, State.CANCELED, error="Canceled before it started."),
     ):
         return True
     job.refresh_from_db()
-    if transition(
-        job,
-        allowed=[Job.STATUS.submitted],
-        # Its worker has not reported for a while: nobody will act on the request.
-        where=Q(heartbeat__isnull=True) | Q(heartbeat__lt=now - STALE_AFTER),
-        status=Job.STATUS.failure,
-        error=(
-            "Canceled, but no worker was following the job: its program may still "
-            f"run on the server as process group {job.remote_pgid}."
-        ),
-        finished_at=now,
-    ):
-        return True
-    return job.status == Job.STATUS.submitted
+    return job.state in OWNED

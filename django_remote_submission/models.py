@@ -182,6 +182,17 @@ class Job(TimeStampedModel):
     )
     FINAL_STATUSES = frozenset({STATUS.success, STATUS.failure})
 
+    class State(models.TextChoices):
+        """Where the job is, in more detail than 2.x's ``status`` (see docs/architecture)."""
+
+        QUEUED = "queued", _("queued")
+        STARTING = "starting", _("starting")
+        RUNNING = "running", _("running")
+        FINISHING = "finishing", _("finishing")
+        SUCCESS = "success", _("success")
+        FAILURE = "failure", _("failure")
+        CANCELED = "canceled", _("canceled")
+
     title = models.CharField(_("Job Name"), max_length=250, help_text=_("The name of the job"))
     uuid = models.UUIDField(
         _("Job UUID"),
@@ -285,6 +296,60 @@ class Job(TimeStampedModel):
         blank=True,
         help_text=_("The id of the Celery task that runs the job"),
     )
+    state = models.CharField(
+        _("State"),
+        max_length=20,
+        choices=State.choices,
+        default=State.QUEUED,
+        help_text=_(
+            "queued, starting, running, finishing, then success, failure or canceled; "
+            "status keeps the 2.x values"
+        ),
+    )
+    queued_at = models.DateTimeField(
+        _("Queued At"),
+        null=True,
+        blank=True,
+        help_text=_("When the job's task was last sent to the broker"),
+    )
+    lease_owner = models.CharField(
+        _("Lease Owner"),
+        max_length=200,
+        blank=True,
+        help_text=_("The worker process that follows the job now (host:pid:random)"),
+    )
+    lease_expires = models.DateTimeField(
+        _("Lease Expires"),
+        null=True,
+        blank=True,
+        help_text=_("Until when the lease owner holds the job without renewing it"),
+    )
+    run_options = models.JSONField(
+        _("Run Options"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "How this run was asked for (login, timeout, log policy, result patterns), "
+            "secrets sealed; kept while the job runs, so another worker can take it over"
+        ),
+    )
+
+    #: The 2.x status each state shows, and the state a status set by 2.x code means.
+    _STATES_OF_STATUS: dict[str, tuple[str, ...]] = {
+        State.QUEUED: ("initial",),
+        State.STARTING: ("submitted",),
+        State.RUNNING: ("submitted",),
+        State.FINISHING: ("submitted",),
+        State.SUCCESS: ("success",),
+        State.FAILURE: ("failure",),
+        State.CANCELED: ("failure",),
+    }
+    _STATE_OF_STATUS: dict[str, str] = {
+        "initial": State.QUEUED,
+        "submitted": State.RUNNING,
+        "success": State.SUCCESS,
+        "failure": State.FAILURE,
+    }
 
     objects = JobQuerySet.as_manager()
     tracker = FieldTracker(fields=["status"])
@@ -296,6 +361,7 @@ class Job(TimeStampedModel):
         indexes = [
             models.Index(fields=["owner", "-modified"], name="drs_job_owner_modified_idx"),
             models.Index(fields=["status"], name="drs_job_status_idx"),
+            models.Index(fields=["state", "lease_expires"], name="drs_job_state_lease_idx"),
         ]
 
     def __str__(self) -> str:
@@ -314,6 +380,15 @@ class Job(TimeStampedModel):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINAL_STATUSES
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Code written for 2.x sets ``status`` and saves: the state follows it.
+        if self.status not in self._STATES_OF_STATUS.get(self.state, ()):
+            self.state = self._STATE_OF_STATUS.get(self.status, self.state)
+            update_fields = kwargs.get("update_fields")
+            if update_fields is not None and "status" in update_fields:
+                kwargs["update_fields"] = {*update_fields, "state"}
+        super().save(*args, **kwargs)
 
     def duplicate(self) -> Job:
         """A new job with this one's program, server, interpreter, place and owner."""

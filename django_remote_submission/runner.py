@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import json
 import logging
 import posixpath
 import time
@@ -13,12 +14,14 @@ from typing import TypeVar
 
 from django.utils import timezone
 
-from django_remote_submission import jobs
+from django_remote_submission import jobs, secrets
+from django_remote_submission.events import publish_logs
 from django_remote_submission.conf import conf
 from django_remote_submission.exceptions import (
     AuthenticationFailed,
     ConnectionFailed,
     ConnectionLost,
+    LeaseLost,
     RemoteSubmissionError,
 )
 from django_remote_submission.logstream import STREAMS, LineSplitter, LogPolicy, LogRow, LogWriter
@@ -26,6 +29,7 @@ from django_remote_submission.models import Job, Log, Server
 from django_remote_submission.results import collect, snapshot
 from django_remote_submission.transport import LocalTransport, SSHTransport, Transport
 from django_remote_submission.transport.detached import DetachedProcess, describe_survivors
+from django_remote_submission.transport.shell import remote_path
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +66,44 @@ class RunOptions:
             f"log_policy={self.log_policy!r}, store_results={self.store_results!r}, "
             f"remote={self.remote!r})"
         )
+
+    def to_row(self) -> dict[str, object]:
+        """What ``Job.run_options`` keeps of these, so that another worker can take the
+        job over: secrets sealed, as they travel through the broker."""
+        row: dict[str, object] = {
+            "username": self.username,
+            "key_filename": self.key_filename,
+            "timeout": self.timeout,
+            "log_policy": int(self.log_policy),
+            "store_results": list(self.store_results) if self.store_results is not None else None,
+            "remote": self.remote,
+        }
+        for name in jobs.SECRET_OPTIONS:
+            value = getattr(self, name)
+            if value is not None:
+                row[name] = value if secrets.is_sealed(value) else secrets.seal(str(value))
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, object], task_id: str = "") -> RunOptions:
+        """The options kept on a job's row, secrets opened (raises ``SecretError``)."""
+        timeout = row.get("timeout")
+        patterns = row.get("store_results")
+        return cls(
+            username=_text(row.get("username")),
+            password=_text(secrets.unseal(row.get("password"))),
+            key_filename=_text(row.get("key_filename")),
+            passphrase=_text(secrets.unseal(row.get("passphrase"))),
+            timeout=float(timeout) if isinstance(timeout, int | float) else None,
+            log_policy=LogPolicy(int(row.get("log_policy", LogPolicy.LOG_LIVE))),  # type: ignore[call-overload]
+            store_results=[str(p) for p in patterns] if isinstance(patterns, list) else None,
+            remote=bool(row.get("remote", True)),
+            task_id=task_id,
+        )
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value is not None else None
 
 
 def login_name(job: Job, username: str | None = None) -> str:
@@ -111,6 +153,11 @@ def control_directory(job: Job) -> str:
     return posixpath.join(remote_directory(job), f".drs-{job.uuid}")
 
 
+#: The file of the control directory that keeps the job directory's listing from before
+#: the launch, so that whoever collects the results knows which files the job made.
+SNAPSHOT_FILE = "before.json"
+
+
 def program_path(job: Job) -> str:
     return posixpath.join(remote_directory(job), job.remote_filename)
 
@@ -131,12 +178,17 @@ class JobCanceled(RemoteSubmissionError):
 
 
 class JobRunner:
-    """Runs one job to its end. Every way out leaves the job in success or failure."""
+    """Runs one job to its end, holding its lease as ``owner``. Every way out leaves the
+    job in a final state, except a lost lease (the job is another worker's now) and a
+    server gone for longer than the reconnect timeout (its program may still run)."""
 
-    def __init__(self, job: Job, transport: Transport, options: RunOptions) -> None:
+    def __init__(
+        self, job: Job, transport: Transport, options: RunOptions, owner: str = ""
+    ) -> None:
         self.job = job
         self.transport = transport
         self.options = options
+        self.owner = owner
         self.writer = LogWriter(
             job,
             LogPolicy(options.log_policy),
@@ -144,26 +196,35 @@ class JobRunner:
             batch_seconds=conf.LOG_BATCH_SECONDS,
             max_bytes=conf.LOG_MAX_BYTES,
             on_batch=options.on_batch,
+            publish=publish_logs,
+            owner=owner,
+            lease_seconds=conf.LEASE_SECONDS,
         )
         self._next_cancel_check = 0.0
+        self._canceled = False
 
     def run(self) -> dict[str, int]:
+        """Stage, launch, follow, finish, collect: a job this runner claimed."""
+        return self._guarded(self._run_from_start)
+
+    def resume(self, *, patient: bool = True) -> dict[str, int]:
+        """Go on with a job taken over from a worker that stopped renewing its lease:
+        from the stored offsets if its program was launched, else from the start. A
+        ``patient`` resume connects with backoff for up to RECONNECT_TIMEOUT (the server
+        may be the reason the last worker gave up); else one try."""
+        return self._guarded(self._run_resumed, patient=patient)
+
+    def _guarded(
+        self, body: Callable[[], dict[str, int]], *, patient: bool = False
+    ) -> dict[str, int]:
         try:
+            if patient:
+                self._reconnecting(self._open)
             with self.transport:
-                before = self.stage()
-                process = self.launch()
-                try:
-                    self.follow(process)
-                    exit_code, error = self._reconnecting(lambda: self.finish(process))
-                except ServerGone:
-                    raise  # its program runs on, to be collected when the server is back
-                except Exception:
-                    # Nobody would follow it or collect its results: stop it, over the
-                    # job's own connections.
-                    self._stop_program()
-                    raise
-                results = self._reconnecting(lambda: self.collect(before))
-                self._reconnecting(self.cleanup)
+                return body()
+        except LeaseLost:
+            logger.warning("Job %s was taken over by another worker; this one stops", self.job.pk)
+            raise
         except Exception as exc:
             self.fail(exc)
             raise
@@ -171,6 +232,53 @@ class JobRunner:
             self._stop_program()
             self.fail(RemoteSubmissionError(f"Interrupted ({type(exc).__name__})."))
             raise
+
+    def _open(self) -> None:
+        try:
+            self.transport.open()
+        except ConnectionLost:
+            raise
+        except ConnectionFailed as exc:
+            raise ConnectionLost(str(exc)) from exc
+
+    def _run_from_start(self) -> dict[str, int]:
+        before = self.stage()
+        process = self.launch()
+        return self._complete(process, before)
+
+    def _run_resumed(self) -> dict[str, int]:
+        process = self._reconnecting(self._find_process)
+        if process is None:
+            logger.info("Job %s was not launched by the worker that died: starting it", self.job.pk)
+            return self._run_from_start()
+        job = self.job
+        if job.state == Job.State.STARTING:
+            # Launched, but the worker died before it said so.
+            self._launched(process)
+        before = self._reconnecting(self._read_snapshot)
+        self.writer.resume()
+        self.writer.note(
+            "stderr",
+            "The worker following this job stopped; another took it over and goes on from "
+            f"byte {job.stdout_offset} of stdout and {job.stderr_offset} of stderr.",
+        )
+        return self._complete(process, before)
+
+    def _complete(
+        self, process: DetachedProcess, before: dict[str, tuple[int, float]]
+    ) -> dict[str, int]:
+        try:
+            self.follow(process)
+            exit_code, error = self._reconnecting(lambda: self.finish(process))
+        except (ServerGone, LeaseLost):
+            raise  # its program runs on, for whoever holds the job (or later) to collect
+        except Exception:
+            # Nobody would follow it or collect its results: stop it, over the job's own
+            # connections.
+            self._stop_program()
+            raise
+        results = self._reconnecting(lambda: self.collect(before))
+        self._reconnecting(self.cleanup)
         self.end(exit_code, error)
         return results
 
@@ -182,7 +290,17 @@ class JobRunner:
         directory = remote_directory(self.job)
         self.transport.mkdir_p(directory)
         self.transport.put_text(self.job.program, program_path(self.job))
-        return snapshot(self.transport.list_tree(directory))
+        before = snapshot(self.transport.list_tree(directory))
+        # Kept on the server too, for a worker that takes the job over.
+        ctl = control_directory(self.job)
+        self.transport.mkdir_p(ctl)
+        self.transport.put_text(
+            json.dumps({name: list(value) for name, value in before.items()}),
+            posixpath.join(ctl, SNAPSHOT_FILE),
+        )
+        if self._cancel_requested(force=True):
+            raise JobCanceled("Canceled before it started.")
+        return before
 
     def launch(self) -> DetachedProcess:
         command = [*self.job.interpreter.command, program_argument(self.job)]
@@ -193,43 +311,30 @@ class JobRunner:
             time_limit=self.options.timeout,
             grace=conf.KILL_GRACE,
         )
-        job = self.job
-        job.status = Job.STATUS.submitted
-        job.started_at = timezone.now()
-        job.finished_at = None
-        job.exit_code = None
-        job.error = ""
-        job.remote_pid = process.monitor_pid
-        job.remote_pgid = process.pgid
-        job.stdout_offset = job.stderr_offset = 0
-        job.heartbeat = job.started_at
-        job.task_id = self.options.task_id or job.task_id
-        job.save(
-            update_fields=[
-                "status",
-                "started_at",
-                "finished_at",
-                "exit_code",
-                "error",
-                "remote_pid",
-                "remote_pgid",
-                "stdout_offset",
-                "stderr_offset",
-                "heartbeat",
-                "task_id",
-                "modified",
-            ]
-        )
+        self._launched(process)
         logger.info(
-            "Job %s started on %s (pgid %s)", job.pk, self.transport.description, process.pgid
+            "Job %s started on %s (pgid %s)", self.job.pk, self.transport.description, process.pgid
         )
         return process
 
+    def _launched(self, process: DetachedProcess) -> None:
+        if self.job.task_id != self.options.task_id and self.options.task_id:
+            Job.objects.filter(pk=self.job.pk).update(task_id=self.options.task_id)
+            self.job.task_id = self.options.task_id
+        if not jobs.launched(
+            self.job,
+            self.owner,
+            pid=process.monitor_pid,
+            pgid=process.pgid,
+            started_at=timezone.now(),
+        ):
+            raise LeaseLost(f"Job {self.job.pk} was taken over by another worker.")
+
     def follow(self, process: DetachedProcess) -> None:
-        splitters = [LineSplitter(conf.LOG_MAX_LINE_LENGTH) for _ in STREAMS]
+        offsets = [self.writer.offsets[stream] for stream in STREAMS]
+        splitters = [LineSplitter(conf.LOG_MAX_LINE_LENGTH, offset) for offset in offsets]
         #: Bytes of each stream read so far: where following goes on after a reconnect.
-        read = [0 for _ in STREAMS]
-        canceled = False
+        read = list(offsets)
         following = True
         while following:
             files = [(process.stdout_path, read[0]), (process.stderr_path, read[1])]
@@ -240,24 +345,35 @@ class JobRunner:
                     else:
                         index, chunk = item
                         read[index] += len(chunk)
-                        lines = splitters[index].feed(chunk)
-                        offset = splitters[index].offset
-                        self.writer.add(STREAMS[index], lines, offset, timezone.now())
-                    if not canceled and self._cancel_requested():
-                        canceled = True
-                        self.transport.put_text("", f"{process.control_directory}/canceled")
-                        # What survives is named by the job's reason (``finish``).
-                        self.transport.stop(process, grace=conf.KILL_GRACE)
+                        splitter = splitters[index]
+                        lines = splitter.feed(chunk)
+                        self.writer.add(
+                            STREAMS[index],
+                            lines,
+                            splitter.offset,
+                            timezone.now(),
+                            ends=splitter.ends,
+                        )
+                    if not self._canceled and self._cancel_requested():
+                        self._cancel(process)
                 following = False
             except ConnectionLost as exc:
                 self.writer.flush()  # what was read is stored before the wait
                 self._reconnect(exc)
         now = timezone.now()
         for index, splitter in enumerate(splitters):
-            self.writer.add(STREAMS[index], splitter.finish(), splitter.offset, now)
+            lines = splitter.finish()
+            self.writer.add(STREAMS[index], lines, splitter.offset, now, ends=splitter.ends)
         self.writer.close()
 
+    def _cancel(self, process: DetachedProcess) -> None:
+        self._canceled = True
+        self.transport.put_text("", f"{process.control_directory}/canceled")
+        # What survives is named by the job's reason (``finish``).
+        self.transport.stop(process, grace=conf.KILL_GRACE)
+
     def finish(self, process: DetachedProcess) -> tuple[int, str]:
+        jobs.finishing(self.job, self.owner)
         code, markers = self.transport.outcome(process)
         if code is None:
             code = self.transport.wait_for_exit_code(process)
@@ -266,6 +382,7 @@ class JobRunner:
         # The stop (a cancel's or the time limit's) left what survived it on the server.
         survived = describe_survivors(self.transport.survivors(process)) if markers else ""
         if "canceled" in markers:
+            self._canceled = True
             return code, f"Canceled at the request of a user.{survived}"
         if "timed_out" in markers:
             return code, (
@@ -299,17 +416,53 @@ class JobRunner:
         except RemoteSubmissionError as exc:
             logger.warning("Could not remove the control directory of job %s: %s", self.job.pk, exc)
 
+    # Taking over ---------------------------------------------------------------------
+
+    def _find_process(self) -> DetachedProcess | None:
+        """The job's program, from its row or, if its worker died before writing them
+        there, from the process ids its monitor wrote; None if it was never launched."""
+        job = self.job
+        ctl = remote_path(control_directory(job))
+        if job.state != Job.State.STARTING and job.remote_pgid is not None:
+            return DetachedProcess(job.remote_pgid, job.remote_pid or 0, ctl)
+        numbers = []
+        for name in ("pgid", "monitor.pid"):
+            if self.transport.file_size(f"{ctl}/{name}") is None:
+                return None
+            text = self.transport.read_file(f"{ctl}/{name}").decode("ascii", "replace").strip()
+            if not text.isdigit():
+                return None
+            numbers.append(int(text))
+        return DetachedProcess(numbers[0], numbers[1], ctl)
+
+    def _read_snapshot(self) -> dict[str, tuple[int, float]]:
+        path = posixpath.join(control_directory(self.job), SNAPSHOT_FILE)
+        try:
+            data = json.loads(self.transport.read_file(path))
+            return {str(name): (int(size), float(mtime)) for name, (size, mtime) in data.items()}
+        except (RemoteSubmissionError, ValueError, TypeError) as exc:
+            if isinstance(exc, ConnectionLost):
+                raise
+            self.writer.note(
+                "stderr",
+                "The listing of the job's directory from before the launch is gone: every "
+                "file that matches the result patterns is stored.",
+            )
+            return {}
+
     # Outcomes ------------------------------------------------------------------------
 
     def end(self, exit_code: int, error: str) -> None:
-        if jobs.finish(self.job, exit_code, error):
-            logger.info("Job %s ended: %s (exit code %s)", self.job.pk, self.job.status, exit_code)
+        if jobs.finish(self.job, exit_code, error, owner=self.owner, canceled=self._canceled):
+            logger.info("Job %s ended: %s (exit code %s)", self.job.pk, self.job.state, exit_code)
 
     def _stop_program(self) -> None:
         job = self.job
-        if job.status != Job.STATUS.submitted or job.remote_pgid is None:
+        if job.state not in (Job.State.RUNNING, Job.State.FINISHING) or job.remote_pgid is None:
             return
-        process = DetachedProcess(job.remote_pgid, job.remote_pid or 0, control_directory(job))
+        process = DetachedProcess(
+            job.remote_pgid, job.remote_pid or 0, remote_path(control_directory(job))
+        )
         try:
             with self.transport:
                 survivors = self.transport.stop(process, grace=conf.KILL_GRACE)
@@ -324,9 +477,20 @@ class JobRunner:
     def fail(self, exc: BaseException) -> None:
         try:
             self.writer.close()  # what was read is stored, even now
+        except LeaseLost:
+            return  # the job is another worker's now
         except Exception:
             logger.exception("Could not store the last lines of job %s", self.job.pk)
-        record_failure(self.job, exc)
+        canceled = isinstance(exc, JobCanceled)
+        if not canceled and (self._canceled or self._cancel_requested(force=True)):
+            canceled = True
+            where = (
+                f" It may still run on the server as process group {self.job.remote_pgid}."
+                if self.job.remote_pgid is not None and "may still" not in str(exc)
+                else ""
+            )
+            exc = RemoteSubmissionError(f"Canceled, but stopping the job failed: {exc}{where}")
+        record_failure(self.job, exc, owner=self.owner, canceled=canceled)
 
     # Reconnecting --------------------------------------------------------------------
 
@@ -376,9 +540,9 @@ class JobRunner:
 
     # Helpers -------------------------------------------------------------------------
 
-    def _cancel_requested(self) -> bool:
+    def _cancel_requested(self, *, force: bool = False) -> bool:
         now = time.monotonic()
-        if now < self._next_cancel_check:
+        if now < self._next_cancel_check and not force:
             return False
         self._next_cancel_check = now + CANCEL_CHECK_SECONDS
         return Job.objects.filter(pk=self.job.pk, cancel_requested_at__isnull=False).exists()
@@ -391,9 +555,12 @@ class JobRunner:
         return lines[-1][:REASON_LENGTH] if lines else ""
 
 
-def record_failure(job: Job, exc: BaseException) -> None:
+def record_failure(
+    job: Job, exc: BaseException, *, owner: str = "", canceled: bool = False
+) -> None:
     """End the job in failure with a reason a person can read; it must never stay
-    initial or submitted. A job that has ended already keeps its outcome."""
+    initial or submitted. A job that has ended already keeps its outcome, and so does a
+    job another worker holds now (when ``owner`` says who should hold it)."""
     reason = str(exc) or type(exc).__name__
     if isinstance(exc, RemoteSubmissionError):
         logger.info("Job %s failed: %s", job.pk, reason)
@@ -401,51 +568,81 @@ def record_failure(job: Job, exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {reason}"
         logger.error("Job %s failed unexpectedly", job.pk, exc_info=exc)
     try:
-        jobs.fail(job, reason)
+        jobs.fail(job, reason, owner=owner, canceled=canceled)
     except Exception:
         logger.exception("Could not record the failure of job %s", job.pk)
 
 
-def run_job(job: Job, options: RunOptions, transport: Transport | None = None) -> dict[str, int]:
+class NotClaimed(RemoteSubmissionError):
+    """The job was not queued when this run wanted it: another worker holds it, it was
+    canceled, or it ended."""
+
+
+def run_job(
+    job: Job, options: RunOptions, transport: Transport | None = None, *, owner: str = ""
+) -> dict[str, int]:
     """Run ``job`` to its end and return ``{relative path: result pk}``.
 
-    Raises the error that ended it early, after recording it on the job.
+    Raises the error that ended it early, after recording it on the job; ``NotClaimed``
+    (changing nothing) if the job is not this run's to start.
     """
     if job.is_finished and job.cancel_requested_at is None:
         # Run again: this run's outcome is its own, from the start.
         jobs.begin_run(job.pk)
         job.refresh_from_db()
+    owner = owner or jobs.new_owner()
+    if not jobs.claim(job, owner, options.to_row()):
+        job.refresh_from_db()
+        if job.state == Job.State.CANCELED:
+            raise JobCanceled(job.error)
+        raise NotClaimed(f"Job {job.pk} is {job.state}, not queued: this run leaves it alone.")
     if transport is None:
         try:
             transport = build_transport(job, options)
         except Exception as exc:
-            record_failure(job, exc)
+            record_failure(job, exc, owner=owner)
             raise
-    return JobRunner(job, transport, options).run()
+    return JobRunner(job, transport, options, owner).run()
+
+
+def resume_job(
+    job: Job, owner: str, transport: Transport | None = None, *, patient: bool = True
+) -> dict[str, int]:
+    """Go on with a job ``owner`` took over (``jobs.take_over``), with the options its
+    run was asked for, and return its results as ``run_job`` would."""
+    try:
+        options = RunOptions.from_row(job.run_options or {}, task_id=job.task_id)
+        if transport is None:
+            transport = build_transport(job, options)
+    except Exception as exc:
+        record_failure(job, exc, owner=owner)
+        raise
+    return JobRunner(job, transport, options, owner).resume(patient=patient)
 
 
 def copy_job(job: Job, options: RunOptions) -> None:
     """Upload the program without running it, as 2.x's copy_job_to_server did."""
+    owner = jobs.new_owner()
+    if job.is_finished:
+        jobs.begin_run(job.pk)
+        job.refresh_from_db()
+    if not jobs.claim(job, owner, options.to_row()):
+        job.refresh_from_db()
+        raise NotClaimed(f"Job {job.pk} is {job.state}, not queued: this copy leaves it alone.")
     try:
         transport = build_transport(job, options)
         with transport:
             transport.mkdir_p(remote_directory(job))
             transport.put_text(job.program, program_path(job))
-        job.status = Job.STATUS.submitted
-        job.save(update_fields=["status", "modified"])
         Log.objects.create(
             job=job,
             stream="stdout",
             content=f"File {job.remote_filename} successfully copied to {job.remote_directory}.",
         )
     except Exception as exc:
-        record_failure(job, exc)
+        record_failure(job, exc, owner=owner)
         raise
-    job.exit_code = 0
-    job.error = ""
-    job.status = Job.STATUS.success
-    job.finished_at = timezone.now()
-    job.save(update_fields=["exit_code", "error", "status", "finished_at", "modified"])
+    jobs.finish(job, 0, "", owner=owner)
 
 
 def timeout_seconds(timeout: float | int | dt.timedelta | None) -> float | None:

@@ -15,18 +15,24 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery import Task, shared_task
+from celery.exceptions import Ignore
+from celery.signals import worker_ready, worker_shutting_down
 from celery.utils import uuid
 from django.db import transaction
 
-from django_remote_submission import jobs, secrets
+from django_remote_submission import jobs, secrets, worker
+from django_remote_submission.exceptions import LeaseLost
 from django_remote_submission.keys import deploy_key, find_public_key, remove_key
 from django_remote_submission.logstream import LogPolicy
 from django_remote_submission.models import Job, Server
 from django_remote_submission.results import is_matching
 from django_remote_submission.runner import (
+    JobCanceled,
+    NotClaimed,
     RunOptions,
     copy_job,
     record_failure,
+    resume_job,
     run_job,
     timeout_seconds,
 )
@@ -81,7 +87,7 @@ class SecretArgumentsTask(Task[Any, Any]):
         options.setdefault("kwargsrepr", repr(shown))
         if self.runs_job and sealed.get("job_pk") is not None:
             options.setdefault("task_id", uuid())
-            jobs.begin_run(sealed["job_pk"], options["task_id"])
+            jobs.begin_run(sealed["job_pk"], options["task_id"], _row_options(sealed))
         return super().apply_async((), sealed, **options)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -96,20 +102,52 @@ class SecretArgumentsTask(Task[Any, Any]):
         if self.runs_job and self.request.id is None and kwargs.get("job_pk") is not None:
             # Called directly, not through the broker: this call is the new run.
             jobs.begin_run(kwargs["job_pk"])
-        return super().__call__(*args, **opened)
+        try:
+            return super().__call__(*args, **opened)
+        except (NotClaimed, LeaseLost) as exc:
+            if self.request.id is None or self.request.called_directly:
+                raise
+            # A second message for a job another worker holds (or took over): that worker
+            # stores the outcome under the job's task id; this one stores nothing.
+            logger.info("%s", exc)
+            raise Ignore() from exc
+
+
+def _row_options(kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """A task's arguments as ``Job.run_options`` keeps them (secrets already sealed);
+    None if they are invalid (the worker records why, on the job)."""
+    try:
+        return _options(None, **{k: v for k, v in kwargs.items() if k != "job_pk"}).to_row()
+    except (TypeError, ValueError):
+        return None
+
+
+def _task_arguments(row: dict[str, Any]) -> dict[str, Any]:
+    """``Job.run_options`` as the arguments of submit_job_to_server, secrets sealed."""
+    arguments = {
+        "password": row.get("password"),
+        "public_key_filename": row.get("key_filename"),
+        "username": row.get("username"),
+        "timeout": row.get("timeout"),
+        "log_policy": row.get("log_policy", LogPolicy.LOG_LIVE),
+        "store_results": row.get("store_results"),
+        "remote": row.get("remote", True),
+        "passphrase": row.get("passphrase"),
+    }
+    return {name: value for name, value in arguments.items() if value is not None}
 
 
 def _options(
-    task: Task[Any, Any],
+    task: Task[Any, Any] | None,
     *,
-    password: str | None,
-    public_key_filename: str | None,
-    username: str | None,
-    timeout: float | dt.timedelta | None,
-    log_policy: int,
-    store_results: Sequence[str] | None,
-    remote: bool,
-    passphrase: str | None,
+    password: str | None = None,
+    public_key_filename: str | None = None,
+    username: str | None = None,
+    timeout: float | dt.timedelta | None = None,
+    log_policy: int = LogPolicy.LOG_LIVE,
+    store_results: Sequence[str] | None = None,
+    remote: bool = True,
+    passphrase: str | None = None,
 ) -> RunOptions:
     return RunOptions(
         username=username or None,  # 2.x's admin passed "" for "the owner's"
@@ -120,7 +158,7 @@ def _options(
         log_policy=LogPolicy(log_policy),
         store_results=_patterns(store_results),
         remote=remote,
-        task_id=task.request.id or "",
+        task_id=(task.request.id or "") if task is not None else "",
     )
 
 
@@ -160,7 +198,7 @@ def enqueue_submission(job_pk: int, **options: Any) -> str:
     the commit, and are sealed when the message is built."""
     task_id = uuid()
     # The id is on the row at once, for the answer to this request; the commit sends.
-    jobs.begin_run(job_pk, task_id)
+    jobs.begin_run(job_pk, task_id, _row_options(options))
     transaction.on_commit(
         lambda: submit_job_to_server.apply_async(
             kwargs={"job_pk": job_pk, **options}, task_id=task_id
@@ -173,6 +211,11 @@ def enqueue_submission(job_pk: int, **options: Any) -> str:
     bind=True,
     base=SecretArgumentsTask,
     runs_job=True,
+    # A worker process killed mid-task gives the message back rather than storing a
+    # failure: the job itself is taken over by another worker's sweep, and the message
+    # that comes back finds it held and is ignored.
+    acks_late=True,
+    reject_on_worker_lost=True,
     name="django_remote_submission.tasks.submit_job_to_server",
 )
 def submit_job_to_server(
@@ -211,6 +254,11 @@ def submit_job_to_server(
     bind=True,
     base=SecretArgumentsTask,
     runs_job=True,
+    # A worker process killed mid-task gives the message back rather than storing a
+    # failure: the job itself is taken over by another worker's sweep, and the message
+    # that comes back finds it held and is ignored.
+    acks_late=True,
+    reject_on_worker_lost=True,
     name="django_remote_submission.tasks.copy_job_to_server",
 )
 def copy_job_to_server(
@@ -302,5 +350,59 @@ def delete_key_from_server(
 def cancel_job(job_pk: int) -> bool:
     """Stop the job: a queued one never runs; a running one is stopped by the worker that
     follows it (its program's whole process tree: TERM, then KILL after
-    REMOTE_SUBMISSION_KILL_GRACE). Returns False if the job had already ended."""
-    return jobs.request_cancel(_load(job_pk))
+    REMOTE_SUBMISSION_KILL_GRACE); one that no worker follows (its lease expired) is
+    stopped by this call, over a connection of its own, and marked canceled. Returns
+    False if the job had already ended."""
+    job = _load(job_pk)
+    asked = jobs.request_cancel(job)
+    if not asked:
+        return False
+    if job.state == Job.State.CANCELED:
+        _store_outcome(job, None, JobCanceled(job.error))
+        return True
+    owner = jobs.new_owner()
+    if jobs.take_over(job, owner):
+        logger.info("Job %s had no live worker: this cancel stops it", job.pk)
+        try:
+            _store_outcome(job, resume_job(job, owner, patient=False), None)
+        except LeaseLost:
+            pass
+        except Exception as exc:
+            _store_outcome(job, None, exc)
+    return True
+
+
+def _store_outcome(job: Job, results: dict[str, int] | None, error: BaseException | None) -> None:
+    """What ``.get()`` of the job's task returns, stored by whoever ended the job when
+    that is not the task itself (a worker that took the job over, a cancel)."""
+    if not job.task_id:
+        return
+    backend = submit_job_to_server.backend
+    try:
+        if error is None:
+            backend.mark_as_done(job.task_id, results or {})
+        else:
+            backend.mark_as_failure(
+                job.task_id, error if isinstance(error, Exception) else RuntimeError(str(error))
+            )
+    except Exception:
+        # No result backend configured (DisabledBackend), or it is away.
+        logger.debug("No result stored for job %s", job.pk, exc_info=True)
+
+
+def _resend(job: Job) -> None:
+    """Send a queued job's task again, with the id and the options of its run."""
+    submit_job_to_server.apply_async(
+        kwargs={"job_pk": job.pk, **_task_arguments(job.run_options or {})},
+        task_id=job.task_id or None,
+    )
+
+
+@worker_ready.connect
+def _start_sweep(**_: Any) -> None:
+    worker.start_sweep(resend=_resend, on_end=_store_outcome)
+
+
+@worker_shutting_down.connect
+def _stop_sweep(**_: Any) -> None:
+    worker.stop_sweep()

@@ -6,6 +6,7 @@ layer), as a deployed site's processes do.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -64,10 +65,48 @@ class LiveStack:
             self._wait_for_log("worker", b"ready")
         return self
 
-    def _spawn(self, name: str, command: list[str]) -> None:
+    def start_worker(
+        self, name: str, *, pool: str = "threads", concurrency: int = 4, **env: str
+    ) -> subprocess.Popen[bytes]:
+        """One more worker on the stack's queue, in a session of its own (so that a test
+        can kill it with all its pool processes, as a deploy or the OOM killer would)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._spawn(
+            name,
+            [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
+             "-P", pool, "-c", str(concurrency), "-Q", self.queue, "-n", f"{name}@%h",
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"],
+            env=env,
+            new_session=True,
+        )  # fmt: skip
+        self._wait_for_log(name, b"ready")
+        return self.processes[name]
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a worker and every process of its session, and forget it."""
+        import signal
+
+        process = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def _spawn(
+        self,
+        name: str,
+        command: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        new_session: bool = False,
+    ) -> None:
         with (self.directory / f"{name}.log").open("ab") as log:
             self.processes[name] = subprocess.Popen(
-                command, cwd=ROOT, env=self.environment, stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=ROOT,
+                env={**self.environment, **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=new_session,
             )
 
     def log(self, name: str) -> bytes:

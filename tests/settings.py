@@ -108,3 +108,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"django_remote_submission": {"handlers": ["console"], "level": "INFO"}},
 }
+
+# The sweep takes over jobs nobody follows: only the worker processes of the tests that
+# are about it run one (a sweep in the test process would take over other tests' jobs).
+REMOTE_SUBMISSION_SWEEP = os.environ.get("DRS_SWEEP") == "1"
+if os.environ.get("DRS_LEASE_SECONDS"):
+    REMOTE_SUBMISSION_LEASE_SECONDS = float(os.environ["DRS_LEASE_SECONDS"])
+if os.environ.get("DRS_QUEUE_GRACE"):
+    REMOTE_SUBMISSION_QUEUE_GRACE = float(os.environ["DRS_QUEUE_GRACE"])

@@ -64,7 +64,12 @@ async def closed_with(communicator):
 @database_sync_to_async
 def write_batch(job, lines, stream="stdout"):
     writer = LogWriter(
-        job, LogPolicy.LOG_LIVE, batch_lines=10_000, batch_seconds=3600, max_bytes=None
+        job,
+        LogPolicy.LOG_LIVE,
+        batch_lines=10_000,
+        batch_seconds=3600,
+        max_bytes=None,
+        publish=events.publish_logs,
     )
     writer.add(stream, lines, 0, NOW)
     writer.close()
@@ -291,7 +296,14 @@ def test_a_dead_channel_layer_never_fails_the_job(settings):
     channel_layers.backends.clear()
     try:
         job = make_job()
-        writer = LogWriter(job, LogPolicy.LOG_LIVE, batch_lines=1, batch_seconds=1, max_bytes=None)
+        writer = LogWriter(
+            job,
+            LogPolicy.LOG_LIVE,
+            batch_lines=1,
+            batch_seconds=1,
+            max_bytes=None,
+            publish=events.publish_logs,
+        )
         writer.add("stdout", ["kept\n"], 5, NOW)
         writer.close()
         job.status = Job.STATUS.success

@@ -28,7 +28,14 @@ def saves():
 
 
 def running(**fields):
-    values = {"status": "submitted", "heartbeat": timezone.now(), "remote_pgid": 4242}
+    values = {
+        "status": "submitted",
+        "state": "running",
+        "heartbeat": timezone.now(),
+        "remote_pgid": 4242,
+        "lease_owner": "elsewhere:1:abcd",
+        "lease_expires": timezone.now() + dt.timedelta(seconds=60),
+    }
     values.update(fields)
     return make_job(**values)
 
@@ -38,7 +45,7 @@ def test_a_job_ended_by_one_actor_is_not_ended_again(db, saves):
     saves.clear()
     assert jobs.fail(job, "The connection was lost.") is True
     other = Job.objects.get(pk=job.pk)
-    other.status = "submitted"  # what a worker that missed it still believes
+    other.status, other.state = "submitted", "running"  # what a late worker still believes
     assert jobs.finish(other, 0, "") is False
     job.refresh_from_db()
     assert (job.status, job.error, job.exit_code) == ("failure", "The connection was lost.", None)
@@ -80,30 +87,41 @@ def test_cancel_of_a_job_whose_worker_reports_only_asks(db):
     assert job.cancel_requested_at is not None
 
 
-def test_cancel_of_a_job_nobody_follows_ends_it(db):
-    job = running(heartbeat=timezone.now() - dt.timedelta(minutes=5))
+def test_cancel_of_a_job_nobody_follows_and_whose_server_is_away_ends_it(db):
+    # Its lease expired (its worker died) and its server cannot be reached: the cancel
+    # ends it, saying its program may still run. (Over a real server, the cancel stops
+    # the program: tests/test_reattach.py.)
+    job = running(lease_expires=timezone.now() - dt.timedelta(seconds=1))
+    job.server.hostname, job.server.port = "127.0.0.1", 9  # nothing listens there
+    job.server.save()
     assert cancel_job(job.pk) is True
     job.refresh_from_db()
-    assert job.status == "failure"
-    assert job.error.startswith("Canceled, but no worker was following the job")
+    assert (job.status, job.state) == ("failure", "canceled")
+    assert job.error.startswith("Canceled, but stopping the job failed")
     assert "4242" in job.error
+    assert (job.lease_owner, job.lease_expires) == ("", None)
 
 
 def test_cancel_of_a_queued_job_ends_it_and_of_an_ended_job_is_refused(db):
     job = make_job()
     assert cancel_job(job.pk) is True
     job.refresh_from_db()
-    assert (job.status, job.error) == ("failure", "Canceled before it started.")
+    assert (job.status, job.state, job.error) == (
+        "failure",
+        "canceled",
+        "Canceled before it started.",
+    )
     assert cancel_job(job.pk) is False
 
 
 def test_a_new_run_queues_an_ended_job_again(db, saves):
-    job = make_job(status="success", exit_code=0, finished_at=timezone.now())
+    job = make_job(status="success", state="success", exit_code=0, finished_at=timezone.now())
     saves.clear()
     jobs.begin_run(job.pk, "task-2")
     job.refresh_from_db()
-    assert (job.status, job.exit_code, job.finished_at, job.task_id) == (
+    assert (job.status, job.state, job.exit_code, job.finished_at, job.task_id) == (
         "initial",
+        "queued",
         None,
         None,
         "task-2",

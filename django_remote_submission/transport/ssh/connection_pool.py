@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -253,9 +254,18 @@ class ConnectionPool:
             self._connections.clear()
             self._condition.notify_all()
 
+    def forget_after_fork(self) -> None:
+        """In a forked child (a prefork worker's pool process): the parent's connections
+        belong to the parent, whose threads serve them; start empty, and leave their
+        sockets alone."""
+        self._condition = threading.Condition()
+        self._connections = {}
+        self._opening = set()
+
     def __len__(self) -> int:
         return sum(len(group) for group in self._connections.values())
 
 
 pool = ConnectionPool()
 atexit.register(pool.close_all)
+os.register_at_fork(after_in_child=pool.forget_after_fork)

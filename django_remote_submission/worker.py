@@ -1,0 +1,133 @@
+"""What runs beside each Celery worker: the sweep that takes over jobs nobody follows and
+sends lost queued jobs again, and the threads that follow the jobs it took over."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.db import close_old_connections, connections
+
+from django_remote_submission import jobs
+from django_remote_submission.conf import conf
+from django_remote_submission.exceptions import LeaseLost
+from django_remote_submission.models import Job
+from django_remote_submission.runner import resume_job
+
+logger = logging.getLogger(__name__)
+
+#: How many orphaned jobs one pass of the sweep takes over, at most.
+TAKE_OVER_PER_PASS = 100
+
+Resend = Callable[[Job], None]
+OnEnd = Callable[[Job, "dict[str, int] | None", "BaseException | None"], None]
+
+
+@dataclass
+class Sweep:
+    """Every quarter of REMOTE_SUBMISSION_LEASE_SECONDS: take over the jobs whose lease
+    expired and follow each in a thread of this process, and send again the queued jobs
+    whose task waited longer than REMOTE_SUBMISSION_QUEUE_GRACE. Every worker runs one;
+    the conditional updates of ``jobs`` make sure one of them wins each job."""
+
+    resend: Resend
+    on_end: OnEnd
+    owner: str = field(default_factory=jobs.new_owner)
+    passes: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _followed: dict[int, threading.Thread] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="drs-sweep", daemon=True)
+        self._thread.start()
+        logger.info("The job sweep runs every %.1f s as %s", conf.LEASE_SECONDS / 4, self.owner)
+
+    def stop(self) -> None:
+        """Stop sweeping, and let go of the jobs followed here at once: another worker's
+        sweep takes them over at its next pass."""
+        self._stop.set()
+        with self._lock:
+            followed = list(self._followed)
+        if followed:
+            released = jobs.release(self.owner, followed)
+            logger.info("Handed over %d jobs on shutdown", released)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(conf.LEASE_SECONDS / 4):
+            try:
+                self.sweep_once()
+            except Exception:
+                logger.exception("The job sweep failed; it tries again")
+            finally:
+                close_old_connections()
+
+    def sweep_once(self) -> None:
+        self.passes += 1
+        host = socket.gethostname()[:150]
+        for job in jobs.orphaned().select_related("server", "interpreter", "owner")[
+            :TAKE_OVER_PER_PASS
+        ]:
+            if self._stop.is_set():
+                return
+            if job.run_options.get("remote") is False and not job.lease_owner.startswith(
+                f"{host}:"
+            ):
+                continue  # it runs on another worker host, which alone can reach it
+            if jobs.take_over(job, self.owner):
+                logger.warning("Job %s had no live worker: taking it over", job.pk)
+                self._follow(job)
+        for job in jobs.requeue_lost():
+            logger.warning("Job %s waited in the queue too long: sending it again", job.pk)
+            self.resend(job)
+
+    def _follow(self, job: Job) -> None:
+        thread = threading.Thread(
+            target=self._resume, args=(job,), name=f"drs-job-{job.pk}", daemon=True
+        )
+        with self._lock:
+            self._followed[job.pk] = thread
+        thread.start()
+
+    def _resume(self, job: Job) -> None:
+        try:
+            results = resume_job(job, self.owner)
+        except LeaseLost:
+            return
+        except BaseException as exc:
+            self.on_end(job, None, exc)
+        else:
+            self.on_end(job, results, None)
+        finally:
+            with self._lock:
+                self._followed.pop(job.pk, None)
+            connections.close_all()
+
+    @property
+    def followed(self) -> list[int]:
+        with self._lock:
+            return list(self._followed)
+
+
+_sweep: Sweep | None = None
+
+
+def start_sweep(*, resend: Resend, on_end: OnEnd) -> Sweep | None:
+    """Start this process's sweep (once), unless REMOTE_SUBMISSION_SWEEP is False."""
+    global _sweep
+    if not conf.SWEEP or _sweep is not None:
+        return _sweep
+    _sweep = Sweep(resend=resend, on_end=on_end)
+    _sweep.start()
+    return _sweep
+
+
+def stop_sweep() -> None:
+    global _sweep
+    if _sweep is not None:
+        _sweep.stop()
+        _sweep = None
