@@ -15,8 +15,8 @@ from typing import TypeVar
 from django.utils import timezone
 
 from django_remote_submission import jobs, secrets
-from django_remote_submission.events import publish_logs
 from django_remote_submission.conf import conf
+from django_remote_submission.events import publish_logs
 from django_remote_submission.exceptions import (
     AuthenticationFailed,
     ConnectionFailed,
