@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "LEASE_SECONDS": 20.0,
     "QUEUE_GRACE": 300.0,
     "SWEEP": True,
+    "HAND_OVER_AFTER": 1.0,
     "WEBSOCKET_PREFIX": "/ws/",
     "SECRET_KEY": None,
     "LOG_BATCH_LINES": 2000,
@@ -94,6 +95,12 @@ class Settings:
     def SWEEP(self) -> bool:
         """Whether each Celery worker runs the sweep (takes over jobs nobody follows)."""
         return bool(_get("SWEEP"))
+
+    @property
+    def HAND_OVER_AFTER(self) -> float:
+        """Seconds a task follows the job it launched before handing it to its worker
+        host's follower (which follows many jobs over one connection)."""
+        return max(0.0, float(_get("HAND_OVER_AFTER")))
 
     @property
     def WEBSOCKET_PREFIX(self) -> str:

@@ -227,6 +227,16 @@ def release(owner: str, job_pks: Iterable[int]) -> int:
     return held.update(lease_owner="", lease_expires=timezone.now() - dt.timedelta(seconds=1))
 
 
+def hand_over(job: Job, owner: str) -> bool:
+    """The task that launched a job lets go of it for the worker host's follower, which
+    takes it over at once (as ``orphaned``), from the stored offsets."""
+    return bool(
+        Job.objects.filter(pk=job.pk, lease_owner=owner, state__in=list(OWNED)).update(
+            lease_owner="", lease_expires=timezone.now() - dt.timedelta(seconds=1)
+        )
+    )
+
+
 def orphaned() -> QuerySet[Job]:
     """Jobs a worker held whose lease expired: nobody follows them."""
     now = timezone.now()

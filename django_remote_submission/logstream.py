@@ -187,6 +187,9 @@ class LogWriter:
     publish: Publish | None = None
     owner: str = ""
     lease_seconds: float = 20.0
+    #: Where writes go instead of the database, for a follower that stores many jobs'
+    #: writes in one transaction (``store_writes``); None writes at once.
+    sink: Callable[[PendingWrite], None] | None = None
     offsets: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STREAMS, 0))
     rows_written: int = 0
     _batch: list[_Line] = field(default_factory=list)
@@ -367,6 +370,9 @@ class LogWriter:
             values["stderr_offset"] = offsets["stderr"]
             # Frozen offsets are written again each time, until the real ones can be.
             self._dirty_offsets = offsets is not self.offsets
+        if self.sink is not None:
+            self.sink(PendingWrite(self, list(lines), values))
+            return
         with transaction.atomic():
             if lines and self._last_log_id is None:
                 last = Log.objects.filter(job_id=self.job.pk).order_by("-id").first()
@@ -393,6 +399,125 @@ class LogWriter:
         self._save(
             [_line(stream, timezone.now(), f"[django-remote-submission] {text}\n")], offsets=None
         )
+
+
+@dataclass
+class PendingWrite:
+    """One writer's write, held for ``store_writes``."""
+
+    writer: LogWriter
+    lines: list[_Line]
+    values: dict[str, object]
+
+
+def store_writes(writes: Sequence[PendingWrite], owner: str) -> set[int]:
+    """Store many jobs' writes in one transaction: one INSERT for all their rows, one
+    UPDATE per job for its offsets, only for the jobs ``owner`` still holds. Returns the
+    jobs it holds no more (their writes are dropped); publishes after the commit."""
+    if not writes:
+        return set()
+    pks = {write.writer.job.pk for write in writes}
+    with transaction.atomic():
+        held = set(Job.objects.filter(pk__in=pks, lease_owner=owner).values_list("pk", flat=True))
+        kept = [write for write in writes if write.writer.job.pk in held]
+        for write in kept:
+            writer = write.writer
+            if write.lines and writer._last_log_id is None:
+                last = Log.objects.filter(job_id=writer.job.pk).order_by("-id").first()
+                writer._last_log_id = last.pk if last else 0
+        rows = insert_rows([(w.writer.job.pk, line) for w in kept for line in w.lines])
+        # The last write of each job carries its newest values.
+        _update_jobs({write.writer.job.pk: write.values for write in kept}, owner)
+        start = 0
+        published: list[tuple[LogWriter, list[LogRow], int | None]] = []
+        for write in kept:
+            mine = rows[start : start + len(write.lines)]
+            start += len(write.lines)
+            if mine:
+                published.append((write.writer, mine, write.writer._last_log_id))
+                write.writer._last_log_id = mine[-1].id
+                write.writer.rows_written += len(mine)
+
+        def committed() -> None:
+            for writer, mine, after in published:
+                if writer.publish is not None:
+                    writer.publish(writer.job.pk, mine, after)
+                if writer.on_batch is not None:
+                    writer.on_batch(mine)
+
+        transaction.on_commit(committed)
+    return pks - held
+
+
+def _update_jobs(values: dict[int, dict[str, object]], owner: str) -> None:
+    """One UPDATE for many jobs: heartbeat and lease alike, offsets each its own."""
+    if not values:
+        return
+    connection = connections[router.db_for_write(Job)]
+    quote = connection.ops.quote_name
+    now = timezone.now()
+    adapt = connection.ops.adapt_datetimefield_value
+    leases = [v["lease_expires"] for v in values.values() if "lease_expires" in v]
+    lease = max(leases, key=str) if leases else None  # all the same length of lease
+    sets = [f"{quote('heartbeat')} = %s", f"{quote('modified')} = %s"]
+    params: list[Any] = [adapt(now), adapt(now)]
+    if isinstance(lease, datetime):
+        sets.append(f"{quote('lease_expires')} = %s")
+        params.append(adapt(lease))
+    for column in ("stdout_offset", "stderr_offset"):
+        cases = [(pk, v[column]) for pk, v in values.items() if column in v]
+        if cases:
+            whens = " ".join(["WHEN %s THEN %s"] * len(cases))
+            sets.append(f"{quote(column)} = CASE {quote('id')} {whens} ELSE {quote(column)} END")
+            for pk, offset in cases:
+                params += [pk, offset]
+    pks = list(values)
+    params += [*pks, owner]
+    table = quote(Job._meta.db_table)
+    # Only quoted identifiers go into the text; every value is a parameter.
+    sql = (
+        f"UPDATE {table} SET {', '.join(sets)} "  # noqa: S608
+        f"WHERE {quote('id')} IN ({', '.join(['%s'] * len(pks))}) AND {quote('lease_owner')} = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def insert_rows(items: Sequence[tuple[int, _Line]]) -> list[LogRow]:
+    """Rows of many jobs (a follower's pass), in one multi-row INSERT per few thousand
+    rows, ids returned in the order given. A single job's rows go by ``insert_logs``."""
+    if len({job_id for job_id, _ in items}) <= 1:
+        return insert_logs(items[0][0], [line for _, line in items]) if items else []
+    connection = connections[router.db_for_write(Log)]
+    if not connection.features.can_return_rows_from_bulk_insert:
+        objects = Log.objects.bulk_create(
+            [Log(job_id=j, stream=li.stream, time=li.time, content=li.content) for j, li in items]
+        )
+        return [LogRow(o.pk, o.job_id, o.time, o.content, o.stream) for o in objects]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(name) for name in ("job_id", "stream", "time", "content"))
+    # Only quoted identifiers go into the text; every value is a parameter.
+    head = f"INSERT INTO {quote(Log._meta.db_table)} ({columns}) VALUES "  # noqa: S608
+    tail = f" RETURNING {quote('id')}"
+    size = max(1, min(2000, _max_parameters(connection) // 4))
+    adapted: dict[datetime, Any] = {}
+    rows: list[LogRow] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(items), size):
+            batch = items[start : start + size]
+            params: list[Any] = []
+            for job_id, line in batch:
+                when = adapted.get(line.time)
+                if when is None:
+                    when = adapted[line.time] = connection.ops.adapt_datetimefield_value(line.time)
+                params += (job_id, line.stream, when, line.content)
+            cursor.execute(head + ", ".join(["(%s, %s, %s, %s)"] * len(batch)) + tail, params)
+            ids = sorted(row[0] for row in cursor.fetchall())
+            rows += [
+                LogRow(pk, job_id, line.time, line.content, line.stream)
+                for pk, (job_id, line) in zip(ids, batch, strict=True)
+            ]
+    return rows
 
 
 class _OctetLength(Func):

@@ -8,6 +8,7 @@ import logging
 import os
 import posixpath
 import queue
+import re
 import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -66,6 +67,11 @@ class Selection:
     skipped: list[tuple[RemoteFile, str]]
 
 
+#: The control directories of jobs (each job's own, ``.drs-<uuid>``, and the worker
+#: host's followers', ``.drs-follow``): never results, whichever job shares the directory.
+CONTROL_DIRECTORY = re.compile(r"\.drs-([0-9a-f]{8}-[0-9a-f-]{27}|follow)/")
+
+
 def select_results(
     before: Snapshot,
     after: Sequence[RemoteFile],
@@ -86,7 +92,7 @@ def select_results(
     for remote in after:
         if before.get(remote.path) == (remote.size, remote.mtime):
             continue
-        if any(
+        if CONTROL_DIRECTORY.match(remote.path) or any(
             remote.path == item or (item.endswith("/") and remote.path.startswith(item))
             for item in exclude
         ):

@@ -177,15 +177,29 @@ class JobCanceled(RemoteSubmissionError):
     pass
 
 
+class HandedOver(RemoteSubmissionError):
+    """The task that launched the job handed it to its worker host's follower, which
+    finishes it and stores its outcome for ``.get()``."""
+
+
 class JobRunner:
     """Runs one job to its end, holding its lease as ``owner``. Every way out leaves the
     job in a final state, except a lost lease (the job is another worker's now) and a
     server gone for longer than the reconnect timeout (its program may still run)."""
 
     def __init__(
-        self, job: Job, transport: Transport, options: RunOptions, owner: str = ""
+        self,
+        job: Job,
+        transport: Transport,
+        options: RunOptions,
+        owner: str = "",
+        *,
+        hand_over_after: float | None = None,
     ) -> None:
         self.job = job
+        #: Seconds after the launch at which a job still running is handed over to the
+        #: worker host's follower (None: follow it to its end here).
+        self.hand_over_after = hand_over_after
         self.transport = transport
         self.options = options
         self.owner = owner
@@ -222,6 +236,8 @@ class JobRunner:
                 self._reconnecting(self._open)
             with self.transport:
                 return body()
+        except HandedOver:
+            raise
         except LeaseLost:
             logger.warning("Job %s was taken over by another worker; this one stops", self.job.pk)
             raise
@@ -270,7 +286,7 @@ class JobRunner:
         try:
             self.follow(process)
             exit_code, error = self._reconnecting(lambda: self.finish(process))
-        except (ServerGone, LeaseLost):
+        except (ServerGone, LeaseLost, HandedOver):
             raise  # its program runs on, for whoever holds the job (or later) to collect
         except Exception:
             # Nobody would follow it or collect its results: stop it, over the job's own
@@ -335,6 +351,9 @@ class JobRunner:
         splitters = [LineSplitter(conf.LOG_MAX_LINE_LENGTH, offset) for offset in offsets]
         #: Bytes of each stream read so far: where following goes on after a reconnect.
         read = list(offsets)
+        hand_over_at = (
+            time.monotonic() + self.hand_over_after if self.hand_over_after is not None else None
+        )
         following = True
         while following:
             files = [(process.stdout_path, read[0]), (process.stderr_path, read[1])]
@@ -356,15 +375,67 @@ class JobRunner:
                         )
                     if not self._canceled and self._cancel_requested():
                         self._cancel(process)
+                    if hand_over_at is not None and time.monotonic() >= hand_over_at:
+                        self._hand_over()
                 following = False
             except ConnectionLost as exc:
                 self.writer.flush()  # what was read is stored before the wait
                 self._reconnect(exc)
+        self._close_streams(splitters)
+
+    def _close_streams(self, splitters: list[LineSplitter]) -> None:
         now = timezone.now()
         for index, splitter in enumerate(splitters):
             lines = splitter.finish()
             self.writer.add(STREAMS[index], lines, splitter.offset, now, ends=splitter.ends)
         self.writer.close()
+
+    def _hand_over(self) -> None:
+        """Store what was read, and let the follower of this worker host go on from the
+        stored offsets (a partial last line is read again there)."""
+        if self._canceled:
+            return  # the stop is under way here; see it to its end
+        self.writer.flush()
+        if not jobs.hand_over(self.job, self.owner):
+            raise LeaseLost(f"Job {self.job.pk} was taken over by another worker.")
+        logger.info("Job %s handed over to this host's follower", self.job.pk)
+        raise HandedOver(f"Job {self.job.pk} is followed by the worker host's follower.")
+
+    def complete_followed(
+        self, process: DetachedProcess, splitters: list[LineSplitter], read: list[int]
+    ) -> dict[str, int]:
+        """End a job the worker host's follower followed until its program ended: what
+        its reader did not deliver, the outcome, the results, the cleanup."""
+        return self._guarded(lambda: self._complete_followed(process, splitters, read))
+
+    def _complete_followed(
+        self, process: DetachedProcess, splitters: list[LineSplitter], read: list[int]
+    ) -> dict[str, int]:
+        def remainder() -> None:
+            for index, path in enumerate((process.stdout_path, process.stderr_path)):
+                data = self.transport.read_file(path, read[index])
+                if data:
+                    read[index] += len(data)
+                    splitter = splitters[index]
+                    lines = splitter.feed(data)
+                    self.writer.add(
+                        STREAMS[index], lines, splitter.offset, timezone.now(), ends=splitter.ends
+                    )
+
+        try:
+            self._reconnecting(remainder)
+            self._close_streams(splitters)
+            exit_code, error = self._reconnecting(lambda: self.finish(process))
+        except (ServerGone, LeaseLost):
+            raise
+        except Exception:
+            self._stop_program()
+            raise
+        before = self._reconnecting(self._read_snapshot)
+        results = self._reconnecting(lambda: self.collect(before))
+        self._reconnecting(self.cleanup)
+        self.end(exit_code, error)
+        return results
 
     def _cancel(self, process: DetachedProcess) -> None:
         self._canceled = True
@@ -579,7 +650,12 @@ class NotClaimed(RemoteSubmissionError):
 
 
 def run_job(
-    job: Job, options: RunOptions, transport: Transport | None = None, *, owner: str = ""
+    job: Job,
+    options: RunOptions,
+    transport: Transport | None = None,
+    *,
+    owner: str = "",
+    hand_over_after: float | None = None,
 ) -> dict[str, int]:
     """Run ``job`` to its end and return ``{relative path: result pk}``.
 
@@ -602,7 +678,7 @@ def run_job(
         except Exception as exc:
             record_failure(job, exc, owner=owner)
             raise
-    return JobRunner(job, transport, options, owner).run()
+    return JobRunner(job, transport, options, owner, hand_over_after=hand_over_after).run()
 
 
 def resume_job(

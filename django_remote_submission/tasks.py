@@ -16,17 +16,19 @@ from typing import Any
 
 from celery import Task, shared_task
 from celery.exceptions import Ignore
-from celery.signals import worker_ready, worker_shutting_down
+from celery.signals import worker_init, worker_ready, worker_shutting_down
 from celery.utils import uuid
 from django.db import transaction
 
 from django_remote_submission import jobs, secrets, worker
+from django_remote_submission.conf import conf
 from django_remote_submission.exceptions import LeaseLost
 from django_remote_submission.keys import deploy_key, find_public_key, remove_key
 from django_remote_submission.logstream import LogPolicy
 from django_remote_submission.models import Job, Server
 from django_remote_submission.results import is_matching
 from django_remote_submission.runner import (
+    HandedOver,
     JobCanceled,
     NotClaimed,
     RunOptions,
@@ -104,7 +106,7 @@ class SecretArgumentsTask(Task[Any, Any]):
             jobs.begin_run(kwargs["job_pk"])
         try:
             return super().__call__(*args, **opened)
-        except (NotClaimed, LeaseLost) as exc:
+        except (NotClaimed, LeaseLost, HandedOver) as exc:
             if self.request.id is None or self.request.called_directly:
                 raise
             # A second message for a job another worker holds (or took over): that worker
@@ -247,7 +249,12 @@ def submit_job_to_server(
     except ValueError as exc:
         record_failure(job, exc)
         raise
-    return run_job(job, options)
+    # In a worker whose sweep runs the host's followers, a job still running after a
+    # moment is handed to them (a short job ends here, at once), and this slot is free.
+    hand_over = (
+        conf.HAND_OVER_AFTER if worker.hosting and not self.request.called_directly else None
+    )
+    return run_job(job, options, hand_over_after=hand_over)
 
 
 @shared_task(
@@ -396,6 +403,11 @@ def _resend(job: Job) -> None:
         kwargs={"job_pk": job.pk, **_task_arguments(job.run_options or {})},
         task_id=job.task_id or None,
     )
+
+
+@worker_init.connect
+def _declare_hosting(**_: Any) -> None:
+    worker.declare_hosting()
 
 
 @worker_ready.connect

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -14,13 +15,26 @@ from django.db import close_old_connections, connections
 from django_remote_submission import jobs
 from django_remote_submission.conf import conf
 from django_remote_submission.exceptions import LeaseLost
+from django_remote_submission.follower import Engine
 from django_remote_submission.models import Job
-from django_remote_submission.runner import resume_job
+from django_remote_submission.runner import record_failure, resume_job
 
 logger = logging.getLogger(__name__)
 
 #: How many orphaned jobs one pass of the sweep takes over, at most.
-TAKE_OVER_PER_PASS = 100
+TAKE_OVER_PER_PASS = 500
+#: Seconds between looks for jobs to take over: a job handed over by the task that
+#: launched it waits at most this long for the host's follower.
+TAKE_OVER_SECONDS = 0.25
+
+TAKEN_OVER = (
+    "The worker following this job stopped; another took it over and goes on from "
+    "byte {job.stdout_offset} of stdout and {job.stderr_offset} of stderr."
+)
+
+#: Whether this process (or the worker process that forked it) runs the sweep and the
+#: followers: its tasks then hand long jobs over to them.
+hosting = False
 
 Resend = Callable[[Job], None]
 OnEnd = Callable[[Job, "dict[str, int] | None", "BaseException | None"], None]
@@ -41,8 +55,10 @@ class Sweep:
     _followed: dict[int, threading.Thread] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
+    engine: Engine | None = None
 
     def start(self) -> None:
+        self.engine = Engine(self.owner, self.on_end)
         self._thread = threading.Thread(target=self._loop, name="drs-sweep", daemon=True)
         self._thread.start()
         logger.info("The job sweep runs every %.1f s as %s", conf.LEASE_SECONDS / 4, self.owner)
@@ -53,20 +69,30 @@ class Sweep:
         self._stop.set()
         with self._lock:
             followed = list(self._followed)
+        if self.engine is not None:
+            followed += self.engine.stop()
         if followed:
             released = jobs.release(self.owner, followed)
             logger.info("Handed over %d jobs on shutdown", released)
 
     def _loop(self) -> None:
-        while not self._stop.wait(conf.LEASE_SECONDS / 4):
+        next_queue_check = 0.0
+        while not self._stop.wait(TAKE_OVER_SECONDS):
             try:
-                self.sweep_once()
+                self.take_over()
+                if time.monotonic() >= next_queue_check:
+                    next_queue_check = time.monotonic() + conf.LEASE_SECONDS / 4
+                    self.resend_lost()
             except Exception:
                 logger.exception("The job sweep failed; it tries again")
             finally:
                 close_old_connections()
 
     def sweep_once(self) -> None:
+        self.take_over()
+        self.resend_lost()
+
+    def take_over(self) -> None:
         self.passes += 1
         host = socket.gethostname()[:150]
         for job in jobs.orphaned().select_related("server", "interpreter", "owner")[
@@ -78,14 +104,30 @@ class Sweep:
                 f"{host}:"
             ):
                 continue  # it runs on another worker host, which alone can reach it
+            handed = job.lease_owner == ""
             if jobs.take_over(job, self.owner):
-                logger.warning("Job %s had no live worker: taking it over", job.pk)
-                self._follow(job)
+                if not handed:
+                    logger.warning("Job %s had no live worker: taking it over", job.pk)
+                self._follow(job, taken_over=not handed)
+
+    def resend_lost(self) -> None:
         for job in jobs.requeue_lost():
             logger.warning("Job %s waited in the queue too long: sending it again", job.pk)
             self.resend(job)
 
-    def _follow(self, job: Job) -> None:
+    def _follow(self, job: Job, *, taken_over: bool = True) -> None:
+        if (
+            self.engine is not None
+            and job.state != Job.State.STARTING
+            and job.remote_pgid is not None
+        ):
+            try:
+                self.engine.adopt(job, note=TAKEN_OVER.format(job=job) if taken_over else "")
+            except Exception as exc:
+                record_failure(job, exc, owner=self.owner)
+                self.on_end(job, None, exc)
+            return
+        # Not launched yet (its worker died while staging): the whole run, in a thread.
         thread = threading.Thread(
             target=self._resume, args=(job,), name=f"drs-job-{job.pk}", daemon=True
         )
@@ -114,6 +156,13 @@ class Sweep:
 
 
 _sweep: Sweep | None = None
+
+
+def declare_hosting() -> None:
+    """Called as a worker starts, before its pool processes fork: its tasks may hand
+    jobs over to the followers its sweep will run."""
+    global hosting
+    hosting = conf.SWEEP
 
 
 def start_sweep(*, resend: Resend, on_end: OnEnd) -> Sweep | None:

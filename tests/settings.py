@@ -116,3 +116,5 @@ if os.environ.get("DRS_LEASE_SECONDS"):
     REMOTE_SUBMISSION_LEASE_SECONDS = float(os.environ["DRS_LEASE_SECONDS"])
 if os.environ.get("DRS_QUEUE_GRACE"):
     REMOTE_SUBMISSION_QUEUE_GRACE = float(os.environ["DRS_QUEUE_GRACE"])
+if os.environ.get("DRS_HAND_OVER_AFTER"):
+    REMOTE_SUBMISSION_HAND_OVER_AFTER = float(os.environ["DRS_HAND_OVER_AFTER"])

@@ -343,3 +343,77 @@ def monitor_script(argv: Sequence[str], time_limit: float | None, grace: float) 
         'echo "$code" > "$ctl/exit_code.tmp" && mv -f "$ctl/exit_code.tmp" "$ctl/exit_code"',
     ]
     return "\n".join(lines) + "\n"
+
+
+#: The reader of many jobs' output, one per followed (server, login): every pass it looks
+#: at the jobs listed in its list file and prints what their output files gained, framed,
+#: then one line per job whose exit code appeared once its output was read to the end:
+#:
+#:   D <job> <stream 0|1> <offset> <length>\n<bytes>
+#:   E <job> <exit code>\n
+#:   H\n                                  (a pass ended)
+#:
+#: The list file holds ``<job> <stdout offset> <stderr offset> <control directory, hex>``
+#: lines and ends with ``END``; the reader loads it again when it changes (a list still
+#: being written has no END yet, and waits for the next pass), keeping its own offsets
+#: for the jobs it knew. It exits when its list file is gone, or when nobody reads its
+#: output any more (SIGPIPE). Perl, not sh: a pass over a thousand jobs starts no process
+#: at all, where a shell would start several per file.
+READER = r"""
+use strict;
+use warnings;
+$SIG{PIPE} = sub { exit 0 };
+binmode STDOUT;
+$| = 1;
+my ($list, $busy, $idle, $cap) = @ARGV;
+my %jobs;
+my $stamp = '';
+while (1) {
+    my @st = stat $list;
+    exit 0 unless @st;
+    my $now = "$st[1]:$st[9]:$st[7]";
+    if ($now ne $stamp && open(my $fh, '<', $list)) {
+        my (%new, $complete);
+        while (my $line = <$fh>) {
+            chomp $line;
+            if ($line eq 'END') { $complete = 1; last }
+            my ($id, $o0, $o1, $hex) = split / /, $line;
+            next unless defined $hex;
+            $new{$id} = $jobs{$id} || [pack('H*', $hex), $o0 + 0, $o1 + 0];
+        }
+        close $fh;
+        if ($complete) { %jobs = %new; $stamp = $now }
+    }
+    my $got = 0;
+    for my $id (keys %jobs) {
+        my $job = $jobs{$id};
+        my $ended = -e "$job->[0]/exit_code";
+        my $more = 0;
+        for my $s (0, 1) {
+            my $path = $job->[0] . ($s ? '/stderr' : '/stdout');
+            my $size = -s $path;
+            next unless defined $size && $size > $job->[1 + $s];
+            open(my $in, '<:raw', $path) or next;
+            seek $in, $job->[1 + $s], 0;
+            my $want = $size - $job->[1 + $s];
+            if ($want > $cap) { $want = $cap; $more = 1 }
+            my $n = read $in, my $buf, $want;
+            close $in;
+            next unless $n;
+            print "D $id $s $job->[1 + $s] $n\n", $buf;
+            $job->[1 + $s] += $n;
+            $got += $n;
+        }
+        if ($ended && !$more && open(my $code_file, '<', "$job->[0]/exit_code")) {
+            my $code = <$code_file>;
+            close $code_file;
+            if (defined $code && $code =~ /^(-?\d+)/) {
+                print "E $id $1\n";
+                delete $jobs{$id};
+            }
+        }
+    }
+    print "H\n";
+    select undef, undef, undef, ($got ? $busy : $idle);
+}
+"""

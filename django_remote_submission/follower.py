@@ -1,0 +1,439 @@
+"""Following many running jobs over one connection: per worker host and (server, login),
+one thread, one SSH connection, one reader on the server, one transaction per pass."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from django.db import connections
+from django.utils import timezone
+
+from django_remote_submission import jobs
+from django_remote_submission.conf import conf
+from django_remote_submission.events import publish_logs
+from django_remote_submission.exceptions import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    ConnectionLost,
+    LeaseLost,
+    RemoteSubmissionError,
+)
+from django_remote_submission.logstream import (
+    STREAMS,
+    LineSplitter,
+    LogPolicy,
+    LogWriter,
+    PendingWrite,
+    store_writes,
+)
+from django_remote_submission.models import Job
+from django_remote_submission.runner import (
+    JobRunner,
+    RunOptions,
+    build_transport,
+    control_directory,
+    login_name,
+)
+from django_remote_submission.transport import Transport
+from django_remote_submission.transport.base import ByteStream
+from django_remote_submission.transport.detached import DetachedProcess
+from django_remote_submission.transport.scripts import READER
+from django_remote_submission.transport.shell import qpath, remote_path
+
+logger = logging.getLogger(__name__)
+
+#: Seconds the server's reader sleeps between passes: after a pass that found output,
+#: and after a quiet one.
+BUSY_PAUSE = 0.05
+IDLE_PAUSE = 0.25
+#: The most bytes of one file the reader sends in one pass (fairness between jobs).
+PASS_CAP = 4 * 1024 * 1024
+#: Seconds between looks for cancel requests of the followed jobs.
+CANCEL_CHECK_SECONDS = 0.5
+#: Threads of a worker host that finish jobs (collect results, clean up), for all its
+#: followers: finishing is slow I/O that must not hold up following.
+FINISHERS = 4
+
+OnEnd = Callable[[Job, "dict[str, int] | None", "BaseException | None"], None]
+Key = tuple[int, str, bool]
+
+
+def follower_key(job: Job, options: RunOptions) -> Key:
+    return (job.server_id, login_name(job, options.username), options.remote)
+
+
+@dataclass
+class Followed:
+    """A job this host follows: where its output stands, and its writer."""
+
+    job: Job
+    options: RunOptions
+    process: DetachedProcess
+    writer: LogWriter
+    splitters: list[LineSplitter]
+    read: list[int]
+
+
+@dataclass
+class Follower:
+    """Follows every job of one (server, login) this host holds, over one connection:
+    a reader on the server (``scripts.READER``) reports what each job's output files
+    gained; lines go to the database in one transaction per pass for all the jobs, with
+    their offsets and leases; a job whose program ended goes to the finishers."""
+
+    key: Key
+    owner: str
+    finish: Callable[[Followed], None]
+    transport: Transport | None = None
+    jobs: dict[int, Followed] = field(default_factory=dict)
+    _incoming: list[Followed] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _stream: ByteStream | None = None
+    _buffer: bytearray = field(default_factory=bytearray)
+    _writes: list[PendingWrite] = field(default_factory=list)
+    _list_dirty: bool = True
+    _next_cancel_check: float = 0.0
+    _canceling: set[int] = field(default_factory=set)
+    _thread: threading.Thread | None = None
+
+    @property
+    def directory(self) -> str:
+        return f".drs-follow/{self.owner.replace(':', '-')}"
+
+    def add(self, followed: Followed) -> None:
+        with self._lock:
+            self._incoming.append(followed)
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"drs-follow-{self.key[0]}-{self.key[1]}", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> list[int]:
+        self._stop.set()
+        with self._lock:
+            return [*self.jobs, *(f.job.pk for f in self._incoming)]
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self.jobs) + len(self._incoming)
+
+    # The loop -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._take_incoming()
+                    if not self.jobs:
+                        if self._idle_exit():
+                            return
+                        continue
+                    self._ensure_reader()
+                    self._pass()
+                except ConnectionLost as exc:
+                    self._reconnect(exc)
+                except Exception:
+                    logger.exception("Following jobs on %s failed; starting again", self.key)
+                    self._close_reader()
+                    time.sleep(1)
+        finally:
+            self._close_reader()
+            if self.transport is not None:
+                with contextlib.suppress(Exception):
+                    self.transport.remove(self.directory, recursive=True)
+                self.transport.close()
+            connections.close_all()
+
+    def _idle_exit(self) -> bool:
+        """Nothing to follow: let the connection go, and wait for more."""
+        self._close_reader()
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+        if self._stop.wait(IDLE_PAUSE):
+            return True
+        with self._lock:
+            return not self._incoming and not self.jobs and self._stop.is_set()
+
+    def _take_incoming(self) -> None:
+        with self._lock:
+            incoming, self._incoming = self._incoming, []
+        for followed in incoming:
+            followed.writer.sink = self._writes.append
+            self.jobs[followed.job.pk] = followed
+            if self.transport is None:
+                self.transport = build_transport(followed.job, followed.options)
+            self._list_dirty = True
+
+    def _ensure_reader(self) -> None:
+        assert self.transport is not None
+        if self._stream is None:
+            self._open()
+            self.transport.mkdir_p(self.directory)
+            self.transport.put_text(READER, f"{self.directory}/reader.pl")
+            self._write_list()
+            self._stream = self.transport._stream(
+                f"exec perl {qpath(self.directory + '/reader.pl')} "
+                f"{qpath(self.directory + '/list')} {BUSY_PAUSE} {IDLE_PAUSE} {PASS_CAP}"
+            )
+            self._buffer.clear()
+        elif self._list_dirty:
+            self._write_list()
+
+    def _open(self) -> None:
+        assert self.transport is not None
+        try:
+            self.transport.open()
+        except ConnectionLost:
+            raise
+        except (ConnectionFailed, AuthenticationFailed) as exc:
+            raise ConnectionLost(str(exc)) from exc
+
+    def _write_list(self) -> None:
+        assert self.transport is not None
+        lines = [
+            f"{pk} {f.read[0]} {f.read[1]} {f.process.control_directory.encode().hex()}\n"
+            for pk, f in self.jobs.items()
+        ]
+        self.transport.put_text("".join(lines) + "END\n", f"{self.directory}/list")
+        self._list_dirty = False
+
+    def _close_reader(self) -> None:
+        if self._stream is not None:
+            with contextlib.suppress(Exception):
+                self._stream.close()
+            self._stream = None
+
+    def _pass(self) -> None:
+        """Read frames until the reader ends a pass, then store, renew, and finish."""
+        assert self._stream is not None
+        ended: list[tuple[int, int]] = []
+        deadline = time.monotonic() + 10 * IDLE_PAUSE + conf.CONNECT_TIMEOUT
+        while True:
+            frame = self._next_frame()
+            if frame is None:
+                if time.monotonic() > deadline:
+                    raise ConnectionLost("the server's reader stopped answering")
+                select.select([self._stream], [], [], IDLE_PAUSE)
+                continue
+            kind, fields, data = frame
+            if kind == "H":
+                break
+            if kind == "D":
+                self._received(int(fields[0]), int(fields[1]), int(fields[2]), data)
+            elif kind == "E":
+                ended.append((int(fields[0]), int(fields[1])))
+        self._after_pass(ended)
+
+    def _next_frame(self) -> tuple[str, list[str], bytes] | None:
+        assert self._stream is not None
+        while True:
+            newline = self._buffer.find(b"\n")
+            if newline >= 0:
+                head = self._buffer[:newline].decode("ascii", "replace").split(" ")
+                if head[0] == "D":
+                    length = int(head[4])
+                    if len(self._buffer) >= newline + 1 + length:
+                        data = bytes(self._buffer[newline + 1 : newline + 1 + length])
+                        del self._buffer[: newline + 1 + length]
+                        return "D", head[1:], data
+                else:
+                    del self._buffer[: newline + 1]
+                    return head[0], head[1:], b""
+            chunk = self._stream.read_available()
+            if chunk is None:
+                return None
+            if chunk == b"":
+                raise ConnectionLost("the server's reader ended")
+            self._buffer += chunk
+
+    def _received(self, pk: int, index: int, offset: int, data: bytes) -> None:
+        followed = self.jobs.get(pk)
+        if followed is None or offset != followed.read[index]:
+            return  # a job let go of, or a frame from before a reconnect
+        followed.read[index] += len(data)
+        splitter = followed.splitters[index]
+        lines = splitter.feed(data)
+        followed.writer.add(
+            STREAMS[index], lines, splitter.offset, timezone.now(), ends=splitter.ends
+        )
+
+    def _after_pass(self, ended: list[tuple[int, int]]) -> None:
+        now = time.monotonic()
+        for followed in self.jobs.values():
+            # Due batches, and every quarter of a lease a write that renews it.
+            followed.writer.tick()
+        lost = store_writes(self._writes, self.owner)
+        self._writes.clear()
+        for pk in lost:
+            logger.warning("Job %s was taken over by another worker; no longer followed", pk)
+            if pk in self.jobs:
+                del self.jobs[pk]
+            self._list_dirty = True
+        for pk, _code in ended:
+            done = self.jobs.pop(pk, None)
+            if done is None:
+                continue
+            self._list_dirty = True
+            done.writer.sink = None
+            self.finish(done)
+        if now >= self._next_cancel_check:
+            self._next_cancel_check = now + CANCEL_CHECK_SECONDS
+            self._check_cancels()
+
+    def _check_cancels(self) -> None:
+        asked = set(
+            Job.objects.filter(
+                pk__in=list(self.jobs), cancel_requested_at__isnull=False
+            ).values_list("pk", flat=True)
+        )
+        for pk in asked - self._canceling:
+            self._canceling.add(pk)
+            threading.Thread(target=_stop_program, args=(self.jobs[pk],), daemon=True).start()
+
+    def _reconnect(self, lost: ConnectionLost) -> None:
+        """Connect again with backoff; after RECONNECT_TIMEOUT the jobs end in failure,
+        saying that their programs may still run."""
+        self._close_reader()
+        started = time.monotonic()
+        pause = 0.5
+        logger.warning("Following %s lost its connection (%s)", self.key, lost)
+        while not self._stop.is_set():
+            assert self.transport is not None
+            self.transport.close()
+            if time.monotonic() - started > conf.RECONNECT_TIMEOUT:
+                break
+            self._stop.wait(pause)
+            pause = min(30.0, pause * 2)
+            self._writes.clear()
+            for followed in self.jobs.values():
+                followed.writer.flush()  # keeps the leases while the server is away
+            lost_jobs = store_writes(self._writes, self.owner)
+            self._writes.clear()
+            for pk in lost_jobs & set(self.jobs):
+                del self.jobs[pk]
+            try:
+                self._open()
+                if not self.transport.run(["true"]).ok:
+                    continue
+            except ConnectionLost:
+                continue
+            self._list_dirty = True
+            logger.info("Following %s again after %.1f s", self.key, time.monotonic() - started)
+            return
+        for followed in list(self.jobs.values()):
+            reason = (
+                f"{lost} Connecting again failed for {conf.RECONNECT_TIMEOUT:g} s "
+                "(REMOTE_SUBMISSION_RECONNECT_TIMEOUT). The program may still be running on "
+                f"the server, as process group {followed.job.remote_pgid}."
+            )
+            followed.writer.sink = None
+            with contextlib.suppress(Exception):
+                followed.writer.close()
+            jobs.fail(followed.job, reason, owner=self.owner)
+        self.jobs.clear()
+
+
+def _stop_program(followed: Followed) -> None:
+    """A cancel of a followed job: mark it, stop its tree; the reader then sees it end.
+    Over a transport of its own (on the same pooled connection): the stop takes seconds."""
+    process = followed.process
+    try:
+        with build_transport(followed.job, followed.options) as transport:
+            transport.put_text("", f"{process.control_directory}/canceled")
+            transport.stop(process, grace=conf.KILL_GRACE)
+    except RemoteSubmissionError:
+        logger.warning("Could not stop job %s", followed.job.pk, exc_info=True)
+    finally:
+        connections.close_all()
+
+
+@dataclass
+class Engine:
+    """A worker host's followers, and the threads that finish the jobs they followed."""
+
+    owner: str
+    on_end: OnEnd
+    followers: dict[Key, Follower] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _finishers: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(FINISHERS, thread_name_prefix="drs-finish")
+    )
+
+    def adopt(self, job: Job, *, note: str = "") -> None:
+        """Follow a job this host took over (its lease is ``owner``'s), from its row;
+        ``note`` goes into its log first (why it changed hands)."""
+        options = RunOptions.from_row(job.run_options or {}, task_id=job.task_id)
+        ctl = remote_path(control_directory(job))
+        assert job.remote_pgid is not None
+        process = DetachedProcess(job.remote_pgid, job.remote_pid or 0, ctl)
+        writer = LogWriter(
+            job,
+            LogPolicy(options.log_policy),
+            batch_lines=conf.LOG_BATCH_LINES,
+            batch_seconds=conf.LOG_BATCH_SECONDS,
+            max_bytes=conf.LOG_MAX_BYTES,
+            publish=publish_logs,
+            owner=self.owner,
+            lease_seconds=conf.LEASE_SECONDS,
+        )
+        writer.resume()
+        if note:
+            writer.note("stderr", note)
+        offsets = [writer.offsets[stream] for stream in STREAMS]
+        followed = Followed(
+            job,
+            options,
+            process,
+            writer,
+            [LineSplitter(conf.LOG_MAX_LINE_LENGTH, offset) for offset in offsets],
+            list(offsets),
+        )
+        key = follower_key(job, options)
+        with self._lock:
+            follower = self.followers.get(key)
+            if follower is None or follower._stop.is_set():
+                follower = self.followers[key] = Follower(key, self.owner, self._finish)
+        follower.add(followed)
+
+    def _finish(self, followed: Followed) -> None:
+        self._finishers.submit(self._finish_now, followed)
+
+    def _finish_now(self, followed: Followed) -> None:
+        job = followed.job
+        try:
+            transport = build_transport(job, followed.options)
+            runner = JobRunner(job, transport, followed.options, self.owner)
+            runner.writer = followed.writer
+            results = runner.complete_followed(followed.process, followed.splitters, followed.read)
+        except LeaseLost:
+            return
+        except BaseException as exc:
+            self.on_end(job, None, exc)
+        else:
+            self.on_end(job, results, None)
+        finally:
+            connections.close_all()
+
+    def stop(self) -> list[int]:
+        held: list[int] = []
+        with self._lock:
+            for follower in self.followers.values():
+                held += follower.stop()
+        self._finishers.shutdown(wait=False)
+        return held
+
+    @property
+    def followed(self) -> int:
+        with self._lock:
+            return sum(follower.count for follower in self.followers.values())

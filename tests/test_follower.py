@@ -1,0 +1,107 @@
+"""A worker host follows many running jobs over one connection, and a running job holds
+no worker slot: real worker processes, the private sshd, numbered lines."""
+
+import re
+import subprocess
+import threading
+import time
+
+import pytest
+
+from django_remote_submission.models import Job, Log
+from django_remote_submission.tasks import cancel_job
+from tests.live import LiveStack
+from tests.test_live import submit
+from tests.test_reattach import FOREVER, numbers, stored_lines, wait_for
+
+pytestmark = [
+    pytest.mark.ssh,
+    pytest.mark.redis,
+    pytest.mark.worker,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+]
+
+WORKER_ENV = {"DRS_SWEEP": "1", "DRS_LEASE_SECONDS": "4", "DRS_HAND_OVER_AFTER": "0.2"}
+JOBS = 16
+LINES = 40
+PROGRAM = f"""
+import time
+for i in range(1, {LINES + 1}):
+    print("n", i, flush=True)
+    time.sleep(0.1)
+"""
+
+
+@pytest.fixture
+def stack(redis_url, tmp_path):
+    live = LiveStack(redis_url, tmp_path / "stack")
+    yield live
+    live.stop()
+
+
+def ssh_connections(username):
+    """The connections open to the private sshd for one login (one process each)."""
+    result = subprocess.run(
+        ["ps", "-u", username, "-o", "args="], capture_output=True, text=True, check=False
+    )
+    return sum(1 for line in result.stdout.splitlines() if re.match(r"sshd: \S+@notty", line))
+
+
+def test_many_jobs_run_at_once_on_two_slots_over_few_connections(stack, openssh_target):
+    target = openssh_target
+    jobs = [target.job(PROGRAM, title=f"job {i}") for i in range(JOBS)]
+    stack.start_worker("only", pool="threads", concurrency=2, **WORKER_ENV)
+    seen = []
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            seen.append(ssh_connections(target.account.username))
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for job in jobs:
+            submit(stack, target, job)
+        for job in jobs:
+            wait_for(lambda job=job: Job.objects.get(pk=job.pk).is_finished, what="the jobs")
+    finally:
+        done.set()
+        watcher.join()
+
+    for job in jobs:
+        job.refresh_from_db()
+        assert (job.state, job.exit_code) == ("success", 0), job.error
+        assert numbers(job) == list(range(1, LINES + 1))
+    # The most programs running at one moment (a job's start is such a moment).
+    running_at_once = max(
+        sum(1 for other in jobs if other.started_at <= job.started_at < other.finished_at)
+        for job in jobs
+    )
+    # Two slots, yet many programs ran at once: a running job holds no slot.
+    assert running_at_once > 2
+    # The pool's cap (4 per host) bounds the connections, whatever the number of jobs.
+    assert 1 <= max(seen) <= 4
+    assert b"handed over to this host's follower" in stack.log("only")
+
+
+def test_a_followed_job_is_canceled(stack, openssh_target):
+    target = openssh_target
+    job = target.job(FOREVER)
+    stack.start_worker("only", pool="threads", concurrency=1, **WORKER_ENV)
+    submit(stack, target, job)
+    wait_for(stored_lines(job, 20), what="the first lines")
+    wait_for(lambda: b"handed over" in stack.log("only"), what="the hand-over")
+
+    assert cancel_job(job.pk) is True
+
+    wait_for(lambda: Job.objects.get(pk=job.pk).is_finished, what="the cancel")
+    job.refresh_from_db()
+    assert (job.state, job.status) == ("canceled", "failure")
+    assert job.error.startswith("Canceled at the request of a user.")
+    assert target.live_processes(job.remote_pgid) == []
+    seen = numbers(job)
+    assert seen == list(range(1, len(seen) + 1))
+    assert Log.objects.filter(job=job).count() >= len(seen)
