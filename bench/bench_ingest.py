@@ -4,6 +4,9 @@ Run with `make bench` (or on its own: it needs no SSH server). The bytes a progr
 printing "line N of the benchmark output" would write go through what the runner does
 with them: a LineSplitter per stream, then a LogWriter with the default settings and
 LOG_LIVE, in reads of 32 KiB. Prints one table; nothing here asserts anything.
+The server's CPU time is that of the PostgreSQL backend serving the benchmark, when it
+runs on this host (read from /proc); elsewhere, and for SQLite, it is left out.
+`--repeat N` runs everything N times (each run its own rows).
 
 PostgreSQL is reached at BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/
 postgres), where a scratch database is made and dropped; without it, that row says so.
@@ -11,6 +14,7 @@ postgres), where a scratch database is made and dropped; without it, that row sa
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -18,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -31,7 +36,23 @@ def cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(n: int) -> dict[str, float]:
+def server_cpu() -> float | None:
+    """CPU seconds used so far by the PostgreSQL backend of this connection, if local."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        [pid] = cursor.fetchone()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(n: int) -> dict[str, Any]:
     """One job's n lines through LineSplitter and LogWriter, in this process."""
     from django.utils import timezone
 
@@ -50,6 +71,7 @@ def measure(n: int) -> dict[str, float]:
         max_bytes=conf.LOG_MAX_BYTES,
     )
     splitter = LineSplitter(conf.LOG_MAX_LINE_LENGTH)
+    server_started = server_cpu()
     started, cpu_started = time.perf_counter(), cpu()
     for start in range(0, len(output), READ_SIZE):
         lines = splitter.feed(output[start : start + READ_SIZE])
@@ -57,10 +79,14 @@ def measure(n: int) -> dict[str, float]:
     writer.add("stdout", splitter.finish(), splitter.offset, timezone.now(), ends=splitter.ends)
     writer.close()
     wall, used = time.perf_counter() - started, cpu() - cpu_started
+    server_ended = server_cpu()
+    server = None
+    if server_started is not None and server_ended is not None:
+        server = server_ended - server_started
     rows = Log.objects.filter(job=job).count()
     stored = Job.objects.values_list("stdout_offset", flat=True).get(pk=job.pk)
     assert (rows, stored) == (n, len(output)), (rows, stored)
-    return {"lines": n, "wall": wall, "cpu": used, "rows": rows}
+    return {"lines": n, "wall": wall, "cpu": used, "server": server, "rows": rows}
 
 
 def child(database: str) -> None:
@@ -94,7 +120,7 @@ def scratch_database(action: str) -> str | None:
     return None
 
 
-def run(database: str) -> list[dict[str, float]] | str:
+def run(database: str) -> list[dict[str, Any]] | str:
     if database == "postgresql":
         reason = scratch_database("create")
         if reason:
@@ -113,19 +139,28 @@ def run(database: str) -> list[dict[str, float]] | str:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--repeat", type=int, default=1, help="run everything N times")
+    repeat = parser.parse_args().repeat
     print(f"django-remote-submission ingest benchmark, one job, {os.cpu_count()} cores")
-    print(f"  {'database':<12} {'lines':>10}  {'wall':>8}  {'lines/s':>10}  {'cpu':>8}  rows")
-    for database in ("sqlite", "postgresql"):
-        results = run(database)
-        if isinstance(results, str):
-            print(f"  {database:<12} skipped: {results}")
-            continue
-        for r in results:
-            print(
-                f"  {database:<12} {r['lines']:>10,}  {r['wall']:6.2f} s  "
-                f"{r['lines'] / r['wall']:>10,.0f}  {r['cpu']:6.2f} s  {r['rows']:,}",
-                flush=True,
-            )
+    print(
+        f"  {'database':<12} {'lines':>10}  {'wall':>8}  {'lines/s':>10}  {'cpu':>8}  "
+        f"{'server cpu':>10}  rows"
+    )
+    for _ in range(repeat):
+        for database in ("sqlite", "postgresql"):
+            results = run(database)
+            if isinstance(results, str):
+                print(f"  {database:<12} skipped: {results}")
+                continue
+            for r in results:
+                server = "" if r["server"] is None else f"{r['server']:6.2f} s"
+                print(
+                    f"  {database:<12} {r['lines']:>10,}  {r['wall']:6.2f} s  "
+                    f"{r['lines'] / r['wall']:>10,.0f}  {r['cpu']:6.2f} s  {server:>10}  "
+                    f"{r['rows']:,}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

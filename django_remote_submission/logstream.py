@@ -7,10 +7,12 @@ import enum
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import accumulate
+from functools import partial
+from itertools import accumulate, groupby, repeat
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from django.db import connections, router, transaction
@@ -570,15 +572,13 @@ def insert_logs(job_id: int, lines: Sequence[_Line]) -> list[LogRow]:
             cursor.execute(head + ", ".join(["(%s, %s, %s, %s)"] * len(batch)) + tail, params)
             # Ids grow in insertion order within one statement, whatever order RETURNING uses.
             ids = sorted(row[0] for row in cursor.fetchall())
-            rows += [
-                LogRow(pk, job_id, line.time, line.content, line.stream)
-                for pk, line in zip(ids, batch, strict=True)
-            ]
+            rows += _log_rows(ids, job_id, batch)
     return rows
 
 
-#: Rows per COPY message: bounds the text built at once for a large batch (the tail).
-COPY_CHUNK = 5000
+#: Rows per COPY message: the server stores each while the next is made, and a large
+#: batch (the tail) is never held as text all at once.
+COPY_CHUNK = 1000
 
 
 def _is_psycopg3() -> bool:
@@ -595,13 +595,7 @@ def _copy_logs(connection: Any, job_id: int, lines: Sequence[_Line]) -> list[Log
     table = quote(Log._meta.db_table)
     columns = ", ".join(quote(name) for name in ("id", "job_id", "stream", "time", "content"))
     with connection.cursor() as cursor:
-        # MATERIALIZED: the sequence is looked up once, not once for each row.
-        cursor.execute(
-            "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence(%s, %s)::regclass AS seq) "
-            "SELECT nextval(seq) FROM s, generate_series(1, %s)",
-            [table, Log._meta.pk.column, len(lines)],
-        )
-        ids = sorted(row[0] for row in cursor.fetchall())
+        ids = _take_ids(cursor, table, len(lines))
         # Only quoted identifiers go into the text; every value is escaped for COPY.
         with (
             connection.wrap_database_errors,
@@ -610,10 +604,32 @@ def _copy_logs(connection: Any, job_id: int, lines: Sequence[_Line]) -> list[Log
             for start in range(0, len(lines), COPY_CHUNK):
                 end = start + COPY_CHUNK
                 copy.write(_copy_text(ids[start:end], job_id, lines[start:end]))
-    return [
-        LogRow(pk, job_id, line.time, line.content, line.stream)
-        for pk, line in zip(ids, lines, strict=True)
-    ]
+            # Made while the server is still storing the rows, before waiting for it.
+            rows = _log_rows(ids, job_id, lines)
+    return rows
+
+
+def _take_ids(cursor: Any, table: str, count: int) -> Sequence[int]:
+    """``count`` new ids from the table's sequence, in increasing order.
+
+    Unless another session took some meanwhile, they follow each other: then only the
+    first and the last come back, rather than a row per id.
+    """
+    # MATERIALIZED: the sequence is looked up once, not once for each row.
+    cursor.execute(
+        "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence(%s, %s)::regclass AS seq), "
+        "v AS (SELECT nextval(seq) AS id FROM s, generate_series(1, %s)) "
+        "SELECT min(id), max(id), "
+        "CASE WHEN max(id) - min(id) + 1 <> count(*) THEN array_agg(id) END FROM v",
+        [table, Log._meta.pk.column, count],
+    )
+    first, last, scattered = cursor.fetchone()
+    if scattered is None:  # distinct values, as many as the integers from first to last
+        return range(first, last + 1)
+    return sorted(scattered)
+
+
+_stream_and_time = attrgetter("stream", "time")
 
 
 def _copy_text(ids: Sequence[int], job_id: int, lines: Sequence[_Line]) -> str:
@@ -625,13 +641,16 @@ def _copy_text(ids: Sequence[int], job_id: int, lines: Sequence[_Line]) -> str:
         raise ValueError("PostgreSQL cannot store NUL characters in log content.")
     contents = _copy_escape(joined).split("\x00")
     parts: list[str] = []
-    key: tuple[str, datetime] | None = None
-    middle = ""
-    for pk, line, content in zip(ids, lines, contents, strict=True):
-        if key is None or line.stream is not key[0] or line.time is not key[1]:
-            key = (line.stream, line.time)
-            middle = f"\t{job_id:d}\t{_copy_escape(line.stream)}\t{line.time.isoformat()}\t"
-        parts.append(f"{pk:d}{middle}{content}\n")
+    start = 0
+    # Each read of a batch is of one stream at one time: its lines share their middle.
+    for (stream, when), run in groupby(lines, _stream_and_time):
+        end = start + len(list(run))
+        middle = f"\t{job_id:d}\t{_copy_escape(stream)}\t{when.isoformat()}\t"
+        parts += [
+            f"{pk:d}{middle}{content}\n"
+            for pk, content in zip(ids[start:end], contents[start:end], strict=True)
+        ]
+        start = end
     return "".join(parts)
 
 
@@ -646,6 +665,18 @@ def _copy_escape(text: str) -> str:
     if "\t" in text:
         text = text.replace("\t", "\\t")
     return text
+
+
+#: A LogRow from a tuple of its fields, with no Python call per row.
+_log_row = partial(tuple.__new__, LogRow)
+
+
+def _log_rows(ids: Iterable[int], job_id: int, lines: Sequence[_Line]) -> list[LogRow]:
+    """The rows stored for these lines, given their ids."""
+    streams, times, contents, _ = zip(*lines, strict=True)
+    return list(
+        map(_log_row, zip(ids, repeat(job_id, len(lines)), times, contents, streams, strict=True))
+    )
 
 
 def _max_parameters(connection: Any) -> int:

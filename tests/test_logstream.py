@@ -199,7 +199,22 @@ def test_on_postgresql_logs_go_in_by_copy():
     statements = [query["sql"] for query in queries]
     assert any(sql.startswith("COPY ") for sql in statements)
     assert not any("INSERT" in sql for sql in statements)
-    assert [row.content for row in rows] == list(job.logs.values_list("content", flat=True))
+    assert [(row.id, row.content) for row in rows] == list(job.logs.values_list("id", "content"))
+
+
+@pytest.mark.django_db
+def test_on_postgresql_ids_that_do_not_follow_each_other_are_returned_as_taken():
+    if connection.vendor != "postgresql":
+        pytest.skip("the sequence is PostgreSQL's")
+    job = make_job()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Log._meta.db_table])
+        [sequence] = cursor.fetchone()
+        # As if other sessions took every other id while these were taken.
+        cursor.execute(f"ALTER SEQUENCE {sequence} INCREMENT BY 2")
+    rows = insert_logs(job.pk, [_line("stdout", NOW, f"{i}\n") for i in range(5)])
+    assert [(row.id, row.content) for row in rows] == list(job.logs.values_list("id", "content"))
+    assert [row.id - rows[0].id for row in rows] == [0, 2, 4, 6, 8]
 
 
 @pytest.mark.django_db
