@@ -27,10 +27,12 @@ POSITIVE_NUMBERS = (
     "RECONNECT_TIMEOUT",
     "LEASE_SECONDS",
     "QUEUE_GRACE",
+    "REATTACH_WINDOW",
 )
 POSITIVE_INTEGERS = ("MAX_CONNECTIONS_PER_HOST", "LOG_BATCH_LINES", "LOG_MAX_LINE_LENGTH")
 OPTIONAL_POSITIVE_INTEGERS = ("LOG_MAX_BYTES", "RESULT_MAX_FILE_SIZE", "RESULT_MAX_TOTAL_SIZE")
 NON_NEGATIVE_INTEGERS = ("KEEPALIVE_INTERVAL",)
+NON_NEGATIVE_NUMBERS = ("HAND_OVER_AFTER",)
 
 
 def _value(name: str) -> Any:
@@ -81,6 +83,10 @@ def check_settings(
         value = _value(name)
         if not _is_int(value) or value < 0:
             errors.append(_bad_value(name, value, "an integer >= 0 (0 turns it off)"))
+    for name in NON_NEGATIVE_NUMBERS:
+        value = _value(name)
+        if not _is_number(value) or value < 0:
+            errors.append(_bad_value(name, value, "a number >= 0"))
     for name in OPTIONAL_POSITIVE_INTEGERS:
         value = _value(name)
         if value is not None and (not _is_int(value) or value <= 0):

@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "QUEUE_GRACE": 300.0,
     "SWEEP": True,
     "HAND_OVER_AFTER": 1.0,
+    "REATTACH_WINDOW": 86400.0,
     "WEBSOCKET_PREFIX": "/ws/",
     "SECRET_KEY": None,
     "LOG_BATCH_LINES": 2000,
@@ -101,6 +102,12 @@ class Settings:
         """Seconds a task follows the job it launched before handing it to its worker
         host's follower (which follows many jobs over one connection)."""
         return max(0.0, float(_get("HAND_OVER_AFTER")))
+
+    @property
+    def REATTACH_WINDOW(self) -> float:
+        """Seconds during which a job that failed because its server stayed away is
+        taken up again when the server answers (its program may have run on)."""
+        return float(_get("REATTACH_WINDOW"))
 
     @property
     def WEBSOCKET_PREFIX(self) -> str:

@@ -121,9 +121,40 @@ class Publisher:
     def reset(self) -> None:
         self._paused_until = 0.0
 
+    def send_many(self, messages: Sequence[tuple[str, dict[str, Any]]]) -> bool:
+        """Many events in one go: one event loop and one set of connections for all,
+        where ``send`` pays for both per event (a follower publishes for many jobs)."""
+        if not messages or time.monotonic() < self._paused_until:
+            return False
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        if layer is None:
+            return False
+        try:
+            async_to_sync(_send_all)(layer, messages)
+        except Exception as exc:
+            with self._lock:
+                self._paused_until = time.monotonic() + BACKOFF_SECONDS
+            logger.warning(
+                "Could not publish %d events (%s: %s); clients catch up from the database. "
+                "Pausing events for %g s.",
+                len(messages),
+                type(exc).__name__,
+                exc,
+                BACKOFF_SECONDS,
+            )
+            return False
+        return True
+
 
 async def _send_with_timeout(layer: Any, group: str, message: dict[str, Any]) -> None:
     await asyncio.wait_for(layer.group_send(group, message), PUBLISH_TIMEOUT)
+
+
+async def _send_all(layer: Any, messages: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    sends = [layer.group_send(group, message) for group, message in messages]
+    await asyncio.wait_for(asyncio.gather(*sends), PUBLISH_TIMEOUT)
 
 
 publisher = Publisher()
@@ -149,23 +180,30 @@ def publish_logs(job_pk: int, rows: Sequence[LogLike], after_id: int | None) -> 
     missed an event sees the gap and reads what it missed from the database. The rows
     travel as columns, cheap to build when nobody listens; consumers make the frames.
     """
-    if not rows:
-        return
-    times: dict[Any, str | None] = {}
-    publisher.send(
-        job_group(job_pk),
-        {
-            "type": "job.logs",
-            "job_id": job_pk,
-            "after_id": after_id,
-            "ids": [row.id for row in rows],
-            "times": [
-                times.get(row.time) or times.setdefault(row.time, _iso(row.time)) for row in rows
-            ],
-            "contents": [row.content for row in rows],
-            "streams": [row.stream for row in rows],
-        },
+    if rows:
+        publisher.send(job_group(job_pk), _logs_message(job_pk, rows, after_id))
+
+
+def publish_many_logs(batches: Sequence[tuple[int, Sequence[LogLike], int | None]]) -> None:
+    """``publish_logs`` for many jobs' batches at once (a follower's pass)."""
+    publisher.send_many(
+        [(job_group(job_pk), _logs_message(job_pk, rows, after)) for job_pk, rows, after in batches]
     )
+
+
+def _logs_message(job_pk: int, rows: Sequence[LogLike], after_id: int | None) -> dict[str, Any]:
+    times: dict[Any, str | None] = {}
+    return {
+        "type": "job.logs",
+        "job_id": job_pk,
+        "after_id": after_id,
+        "ids": [row.id for row in rows],
+        "times": [
+            times.get(row.time) or times.setdefault(row.time, _iso(row.time)) for row in rows
+        ],
+        "contents": [row.content for row in rows],
+        "streams": [row.stream for row in rows],
+    }
 
 
 def log_frames(message: dict[str, Any]) -> list[dict[str, Any]]:

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from django.db import connections
+from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from django_remote_submission import jobs
 from django_remote_submission.conf import conf
-from django_remote_submission.events import publish_logs
+from django_remote_submission.events import publish_logs, publish_many_logs
 from django_remote_submission.exceptions import (
     AuthenticationFailed,
     ConnectionFailed,
@@ -40,6 +40,7 @@ from django_remote_submission.runner import (
     build_transport,
     control_directory,
     login_name,
+    resume_job,
 )
 from django_remote_submission.transport import Transport
 from django_remote_submission.transport.base import ByteStream
@@ -51,8 +52,10 @@ logger = logging.getLogger(__name__)
 
 #: Seconds the server's reader sleeps between passes: after a pass that found output,
 #: and after a quiet one.
-BUSY_PAUSE = 0.05
+BUSY_PAUSE = 0.1
 IDLE_PAUSE = 0.25
+#: The longest time the reader's passes are taken together into one transaction.
+MERGE_SECONDS = 0.5
 #: The most bytes of one file the reader sends in one pass (fairness between jobs).
 PASS_CAP = 4 * 1024 * 1024
 #: Seconds between looks for cancel requests of the followed jobs.
@@ -91,6 +94,11 @@ class Follower:
     key: Key
     owner: str
     finish: Callable[[Followed], None]
+    #: Where jobs go when the server has no perl for the reader: a thread each, over
+    #: sessions of their own (today's way of following one job).
+    alone: Callable[[Followed], None]
+    on_end: OnEnd
+    no_reader: bool = False
     transport: Transport | None = None
     jobs: dict[int, Followed] = field(default_factory=dict)
     _incoming: list[Followed] = field(default_factory=list)
@@ -122,6 +130,10 @@ class Follower:
         with self._lock:
             return [*self.jobs, *(f.job.pk for f in self._incoming)]
 
+    def holds(self, pk: int) -> bool:
+        with self._lock:
+            return pk in self.jobs or any(f.job.pk == pk for f in self._incoming)
+
     @property
     def count(self) -> int:
         with self._lock:
@@ -139,12 +151,14 @@ class Follower:
                             return
                         continue
                     self._ensure_reader()
-                    self._pass()
+                    if self.jobs:
+                        self._pass()
                 except ConnectionLost as exc:
                     self._reconnect(exc)
                 except Exception:
                     logger.exception("Following jobs on %s failed; starting again", self.key)
                     self._close_reader()
+                    close_old_connections()  # a database that restarted: connect again
                     time.sleep(1)
         finally:
             self._close_reader()
@@ -179,6 +193,9 @@ class Follower:
         assert self.transport is not None
         if self._stream is None:
             self._open()
+            if self.no_reader or not self.transport.run_shell("perl -e 1 >/dev/null 2>&1").ok:
+                self._without_reader()
+                return
             self.transport.mkdir_p(self.directory)
             self.transport.put_text(READER, f"{self.directory}/reader.pl")
             self._write_list()
@@ -199,10 +216,24 @@ class Follower:
         except (ConnectionFailed, AuthenticationFailed) as exc:
             raise ConnectionLost(str(exc)) from exc
 
+    def _without_reader(self) -> None:
+        if not self.no_reader:
+            logger.warning(
+                "No perl on %s for %s: each job is followed over sessions of its own",
+                self.transport.description if self.transport else self.key,
+                self.key[1],
+            )
+        self.no_reader = True
+        for followed in self.jobs.values():
+            followed.writer.sink = None
+            self.alone(followed)
+        self.jobs.clear()
+
     def _write_list(self) -> None:
         assert self.transport is not None
         lines = [
-            f"{pk} {f.read[0]} {f.read[1]} {f.process.control_directory.encode().hex()}\n"
+            f"{pk} {f.read[0]} {f.read[1]} {f.process.control_directory.encode().hex()} "
+            f"{f.process.monitor_pid}\n"
             for pk, f in self.jobs.items()
         ]
         self.transport.put_text("".join(lines) + "END\n", f"{self.directory}/list")
@@ -219,6 +250,7 @@ class Follower:
         assert self._stream is not None
         ended: list[tuple[int, int]] = []
         deadline = time.monotonic() + 10 * IDLE_PAUSE + conf.CONNECT_TIMEOUT
+        merge_until = time.monotonic() + MERGE_SECONDS
         while True:
             frame = self._next_frame()
             if frame is None:
@@ -228,12 +260,27 @@ class Follower:
                 continue
             kind, fields, data = frame
             if kind == "H":
+                # Passes the reader sent while this one was stored are taken together:
+                # one transaction for all, however far behind the database is.
+                if time.monotonic() < merge_until and self._buffered():
+                    continue
                 break
             if kind == "D":
                 self._received(int(fields[0]), int(fields[1]), int(fields[2]), data)
             elif kind == "E":
                 ended.append((int(fields[0]), int(fields[1])))
+            elif kind == "G":
+                # Its monitor died without writing an exit code: the finisher says so.
+                ended.append((int(fields[0]), -1))
         self._after_pass(ended)
+
+    def _buffered(self) -> bool:
+        """Whether more of the reader's output is here already."""
+        assert self._stream is not None
+        chunk = self._stream.read_available()
+        if chunk:
+            self._buffer += chunk
+        return bool(self._buffer)
 
     def _next_frame(self) -> tuple[str, list[str], bytes] | None:
         assert self._stream is not None
@@ -273,7 +320,7 @@ class Follower:
         for followed in self.jobs.values():
             # Due batches, and every quarter of a lease a write that renews it.
             followed.writer.tick()
-        lost = store_writes(self._writes, self.owner)
+        lost = store_writes(self._writes, self.owner, publish_many_logs)
         self._writes.clear()
         for pk in lost:
             logger.warning("Job %s was taken over by another worker; no longer followed", pk)
@@ -301,6 +348,21 @@ class Follower:
             self._canceling.add(pk)
             threading.Thread(target=_stop_program, args=(self.jobs[pk],), daemon=True).start()
 
+    def _wait_keeping_leases(self, seconds: float) -> None:
+        """Wait, renewing the leases of the jobs meanwhile: the server is away, not this
+        worker, and no other worker could do better."""
+        end = time.monotonic() + seconds
+        while not self._stop.is_set():
+            for followed in self.jobs.values():
+                followed.writer.flush()
+            for pk in store_writes(self._writes, self.owner) & set(self.jobs):
+                del self.jobs[pk]
+            self._writes.clear()
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return
+            self._stop.wait(min(remaining, conf.LEASE_SECONDS / 4))
+
     def _reconnect(self, lost: ConnectionLost) -> None:
         """Connect again with backoff; after RECONNECT_TIMEOUT the jobs end in failure,
         saying that their programs may still run."""
@@ -313,15 +375,8 @@ class Follower:
             self.transport.close()
             if time.monotonic() - started > conf.RECONNECT_TIMEOUT:
                 break
-            self._stop.wait(pause)
+            self._wait_keeping_leases(pause)
             pause = min(30.0, pause * 2)
-            self._writes.clear()
-            for followed in self.jobs.values():
-                followed.writer.flush()  # keeps the leases while the server is away
-            lost_jobs = store_writes(self._writes, self.owner)
-            self._writes.clear()
-            for pk in lost_jobs & set(self.jobs):
-                del self.jobs[pk]
             try:
                 self._open()
                 if not self.transport.run(["true"]).ok:
@@ -329,7 +384,13 @@ class Follower:
             except ConnectionLost:
                 continue
             self._list_dirty = True
-            logger.info("Following %s again after %.1f s", self.key, time.monotonic() - started)
+            waited = time.monotonic() - started
+            logger.info("Following %s again after %.1f s", self.key, waited)
+            for followed in self.jobs.values():
+                followed.writer.note(
+                    "stderr",
+                    f"The connection was lost ({lost}); connected again after {waited:.0f} s.",
+                )
             return
         for followed in list(self.jobs.values()):
             reason = (
@@ -340,7 +401,8 @@ class Follower:
             followed.writer.sink = None
             with contextlib.suppress(Exception):
                 followed.writer.close()
-            jobs.fail(followed.job, reason, owner=self.owner)
+            jobs.fail(followed.job, reason, owner=self.owner, reattach=True)
+            self.on_end(followed.job, None, ConnectionLost(reason))
         self.jobs.clear()
 
 
@@ -403,8 +465,28 @@ class Engine:
         with self._lock:
             follower = self.followers.get(key)
             if follower is None or follower._stop.is_set():
-                follower = self.followers[key] = Follower(key, self.owner, self._finish)
+                follower = self.followers[key] = Follower(
+                    key, self.owner, self._finish, self._follow_alone, self.on_end
+                )
         follower.add(followed)
+
+    def _follow_alone(self, followed: Followed) -> None:
+        threading.Thread(
+            target=self._resume_alone, args=(followed,), name=f"drs-job-{followed.job.pk}"
+        ).start()
+
+    def _resume_alone(self, followed: Followed) -> None:
+        job = followed.job
+        try:
+            results = resume_job(job, self.owner, note=False)
+        except LeaseLost:
+            return
+        except BaseException as exc:
+            self.on_end(job, None, exc)
+        else:
+            self.on_end(job, results, None)
+        finally:
+            connections.close_all()
 
     def _finish(self, followed: Followed) -> None:
         self._finishers.submit(self._finish_now, followed)
@@ -437,3 +519,7 @@ class Engine:
     def followed(self) -> int:
         with self._lock:
             return sum(follower.count for follower in self.followers.values())
+
+    def follows(self, pk: int) -> bool:
+        with self._lock:
+            return any(follower.holds(pk) for follower in self.followers.values())

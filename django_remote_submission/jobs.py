@@ -190,14 +190,55 @@ def finish(
     return ended
 
 
-def fail(job: Job, reason: str, *, owner: str = "", canceled: bool = False) -> bool:
+def fail(
+    job: Job, reason: str, *, owner: str = "", canceled: bool = False, reattach: bool = False
+) -> bool:
     """End a job that has not ended in ``failure`` (or ``canceled``) with a reason a
-    person can read; False if it had ended already, or another worker holds it now."""
+    person can read; False if it had ended already, or another worker holds it now.
+
+    ``reattach``: its server stayed away while its program may still run; the sweep
+    looks again later, and takes the job up again if the program's control directory
+    is still there (see ``reattachable``)."""
+    changes = _ended(job, State.CANCELED if canceled else State.FAILURE, error=reason)
+    if reattach and not any(job.run_options.get(name) for name in SECRET_OPTIONS):
+        # Only a login that needs no secret: the job's secrets are erased as it ends.
+        changes["run_options"] = {**changes["run_options"], REATTACH: True}
+    return transition(job, allowed=ACTIVE, where=_owned_by(owner) if owner else None, **changes)
+
+
+#: The mark, in ``run_options``, of a job that failed because its server stayed away.
+REATTACH = "reattach"
+
+
+def reattachable() -> QuerySet[Job]:
+    """Jobs that failed because their server stayed away, within REATTACH_WINDOW."""
+    since = timezone.now() - dt.timedelta(seconds=conf.REATTACH_WINDOW)
+    return Job.objects.filter(
+        state=State.FAILURE, finished_at__gte=since, **{f"run_options__{REATTACH}": True}
+    )
+
+
+def reattach(job: Job, owner: str) -> bool:
+    """The server of a job that failed while it was away answers again and its program's
+    control directory is there: the job runs again, held by ``owner``."""
     return transition(
         job,
-        allowed=ACTIVE,
-        where=_owned_by(owner) if owner else None,
-        **_ended(job, State.CANCELED if canceled else State.FAILURE, error=reason),
+        allowed=[State.FAILURE],
+        where=Q(**{f"run_options__{REATTACH}": True}),
+        state=State.RUNNING,
+        status=Job.STATUS.submitted,
+        error="",
+        finished_at=None,
+        lease_owner=owner,
+        lease_expires=lease_end(),
+        run_options=public_options(job.run_options) | {REATTACH: False},
+    )
+
+
+def forget_reattach(job: Job) -> None:
+    """Its control directory is gone: nothing to take up again."""
+    Job.objects.filter(pk=job.pk, state=State.FAILURE).update(
+        run_options=public_options(job.run_options) | {REATTACH: False}
     )
 
 
@@ -224,7 +265,9 @@ def release(owner: str, job_pks: Iterable[int]) -> int:
     held = Job.objects.filter(pk__in=list(job_pks), lease_owner=owner, state__in=list(OWNED))
     # No owner any more: a follower of this process that writes once more finds the job
     # gone from it (LeaseLost) and stops.
-    return held.update(lease_owner="", lease_expires=timezone.now() - dt.timedelta(seconds=1))
+    return held.update(
+        lease_owner=released_by(owner), lease_expires=timezone.now() - dt.timedelta(seconds=1)
+    )
 
 
 def hand_over(job: Job, owner: str) -> bool:
@@ -232,9 +275,22 @@ def hand_over(job: Job, owner: str) -> bool:
     takes it over at once (as ``orphaned``), from the stored offsets."""
     return bool(
         Job.objects.filter(pk=job.pk, lease_owner=owner, state__in=list(OWNED)).update(
-            lease_owner="", lease_expires=timezone.now() - dt.timedelta(seconds=1)
+            lease_owner=released_by(owner), lease_expires=timezone.now() - dt.timedelta(seconds=1)
         )
     )
+
+
+#: The lease owner of a job let go of on purpose (``hand_over``, ``release``): the
+#: host's name, so that a job only that host can reach (``remote=False``) stays there.
+RELEASED = "released"
+
+
+def released_by(owner: str) -> str:
+    return f"{owner.split(':', 1)[0]}:{RELEASED}"
+
+
+def was_released(job: Job) -> bool:
+    return job.lease_owner == "" or job.lease_owner.endswith(f":{RELEASED}")
 
 
 def orphaned() -> QuerySet[Job]:
@@ -252,9 +308,11 @@ def requeue_lost(now: dt.datetime | None = None) -> list[Job]:
     worker can claim the job."""
     now = now or timezone.now()
     cutoff = now - dt.timedelta(seconds=conf.QUEUE_GRACE)
-    waiting = Job.objects.filter(state=State.QUEUED, cancel_requested_at__isnull=True).filter(
-        Q(queued_at__lt=cutoff) | Q(queued_at__isnull=True, created__lt=cutoff)
-    )
+    # Only jobs whose task was sent (queued_at): a job made and never submitted is
+    # "queued" too, and is nobody's to run.
+    waiting = Job.objects.filter(
+        state=State.QUEUED, cancel_requested_at__isnull=True, queued_at__lt=cutoff
+    ).exclude(task_id="")
     resent = []
     for job in waiting.order_by("pk")[:1000]:
         if Job.objects.filter(pk=job.pk, state=State.QUEUED, queued_at=job.queued_at).update(

@@ -412,15 +412,23 @@ class PendingWrite:
     values: dict[str, object]
 
 
-def store_writes(writes: Sequence[PendingWrite], owner: str) -> set[int]:
+def store_writes(
+    writes: Sequence[PendingWrite],
+    owner: str,
+    publish_many: Callable[[Sequence[tuple[int, Sequence[LogRow], int | None]]], None]
+    | None = None,
+) -> set[int]:
     """Store many jobs' writes in one transaction: one INSERT for all their rows, one
-    UPDATE per job for its offsets, only for the jobs ``owner`` still holds. Returns the
-    jobs it holds no more (their writes are dropped); publishes after the commit."""
+    UPDATE for all their offsets and leases, only for the jobs ``owner`` still holds.
+    Returns the jobs it holds no more (their writes are dropped). After the commit,
+    ``publish_many`` gets every job's new rows at once (else each writer's ``publish``)."""
     if not writes:
         return set()
     pks = {write.writer.job.pk for write in writes}
     with transaction.atomic():
-        held = set(Job.objects.filter(pk__in=pks, lease_owner=owner).values_list("pk", flat=True))
+        # Locked until the commit: a takeover waits for these rows to be stored.
+        locked = Job.objects.select_for_update().filter(pk__in=pks, lease_owner=owner)
+        held = set(locked.values_list("pk", flat=True))
         kept = [write for write in writes if write.writer.job.pk in held]
         for write in kept:
             writer = write.writer
@@ -441,8 +449,10 @@ def store_writes(writes: Sequence[PendingWrite], owner: str) -> set[int]:
                 write.writer.rows_written += len(mine)
 
         def committed() -> None:
+            if publish_many is not None:
+                publish_many([(writer.job.pk, mine, after) for writer, mine, after in published])
             for writer, mine, after in published:
-                if writer.publish is not None:
+                if writer.publish is not None and publish_many is None:
                     writer.publish(writer.job.pk, mine, after)
                 if writer.on_batch is not None:
                     writer.on_batch(mine)

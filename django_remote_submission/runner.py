@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from django.db import DatabaseError
 from django.utils import timezone
 
 from django_remote_submission import jobs, secrets
@@ -216,16 +217,18 @@ class JobRunner:
         )
         self._next_cancel_check = 0.0
         self._canceled = False
+        self._note_resume = True
 
     def run(self) -> dict[str, int]:
         """Stage, launch, follow, finish, collect: a job this runner claimed."""
         return self._guarded(self._run_from_start)
 
-    def resume(self, *, patient: bool = True) -> dict[str, int]:
+    def resume(self, *, patient: bool = True, note: bool = True) -> dict[str, int]:
         """Go on with a job taken over from a worker that stopped renewing its lease:
         from the stored offsets if its program was launched, else from the start. A
         ``patient`` resume connects with backoff for up to RECONNECT_TIMEOUT (the server
         may be the reason the last worker gave up); else one try."""
+        self._note_resume = note
         return self._guarded(self._run_resumed, patient=patient)
 
     def _guarded(
@@ -273,11 +276,12 @@ class JobRunner:
             self._launched(process)
         before = self._reconnecting(self._read_snapshot)
         self.writer.resume()
-        self.writer.note(
-            "stderr",
-            "The worker following this job stopped; another took it over and goes on from "
-            f"byte {job.stdout_offset} of stdout and {job.stderr_offset} of stderr.",
-        )
+        if self._note_resume:
+            self.writer.note(
+                "stderr",
+                "The worker following this job stopped; another took it over and goes on "
+                f"from byte {job.stdout_offset} of stdout and {job.stderr_offset} of stderr.",
+            )
         return self._complete(process, before)
 
     def _complete(
@@ -286,8 +290,10 @@ class JobRunner:
         try:
             self.follow(process)
             exit_code, error = self._reconnecting(lambda: self.finish(process))
-        except (ServerGone, LeaseLost, HandedOver):
-            raise  # its program runs on, for whoever holds the job (or later) to collect
+        except (ServerGone, LeaseLost, HandedOver, DatabaseError):
+            # Its program runs on, for whoever holds the job (or later) to collect: a
+            # database that went away leaves the job to the sweep, once it is back.
+            raise
         except Exception:
             # Nobody would follow it or collect its results: stop it, over the job's own
             # connections.
@@ -426,7 +432,7 @@ class JobRunner:
             self._reconnecting(remainder)
             self._close_streams(splitters)
             exit_code, error = self._reconnecting(lambda: self.finish(process))
-        except (ServerGone, LeaseLost):
+        except (ServerGone, LeaseLost, DatabaseError):
             raise
         except Exception:
             self._stop_program()
@@ -561,7 +567,13 @@ class JobRunner:
                 else ""
             )
             exc = RemoteSubmissionError(f"Canceled, but stopping the job failed: {exc}{where}")
-        record_failure(self.job, exc, owner=self.owner, canceled=canceled)
+        record_failure(
+            self.job,
+            exc,
+            owner=self.owner,
+            canceled=canceled,
+            reattach=isinstance(exc, ServerGone) and not canceled,
+        )
 
     # Reconnecting --------------------------------------------------------------------
 
@@ -627,7 +639,12 @@ class JobRunner:
 
 
 def record_failure(
-    job: Job, exc: BaseException, *, owner: str = "", canceled: bool = False
+    job: Job,
+    exc: BaseException,
+    *,
+    owner: str = "",
+    canceled: bool = False,
+    reattach: bool = False,
 ) -> None:
     """End the job in failure with a reason a person can read; it must never stay
     initial or submitted. A job that has ended already keeps its outcome, and so does a
@@ -639,7 +656,7 @@ def record_failure(
         reason = f"{type(exc).__name__}: {reason}"
         logger.error("Job %s failed unexpectedly", job.pk, exc_info=exc)
     try:
-        jobs.fail(job, reason, owner=owner, canceled=canceled)
+        jobs.fail(job, reason, owner=owner, canceled=canceled, reattach=reattach)
     except Exception:
         logger.exception("Could not record the failure of job %s", job.pk)
 
@@ -656,13 +673,17 @@ def run_job(
     *,
     owner: str = "",
     hand_over_after: float | None = None,
+    rerun: bool = True,
 ) -> dict[str, int]:
     """Run ``job`` to its end and return ``{relative path: result pk}``.
 
     Raises the error that ended it early, after recording it on the job; ``NotClaimed``
-    (changing nothing) if the job is not this run's to start.
+    (changing nothing) if the job is not this run's to start. A job that has ended is
+    run again (``rerun``), as a direct call of 2.x did; a task does not do that, as its
+    sender queued the job again already, and a late second message of a run that ended
+    must not start it over.
     """
-    if job.is_finished and job.cancel_requested_at is None:
+    if rerun and job.is_finished and job.cancel_requested_at is None:
         # Run again: this run's outcome is its own, from the start.
         jobs.begin_run(job.pk)
         job.refresh_from_db()
@@ -678,11 +699,18 @@ def run_job(
         except Exception as exc:
             record_failure(job, exc, owner=owner)
             raise
+    if not options.remote:
+        hand_over_after = None  # only this host can reach it: it stays with the task
     return JobRunner(job, transport, options, owner, hand_over_after=hand_over_after).run()
 
 
 def resume_job(
-    job: Job, owner: str, transport: Transport | None = None, *, patient: bool = True
+    job: Job,
+    owner: str,
+    transport: Transport | None = None,
+    *,
+    patient: bool = True,
+    note: bool = True,
 ) -> dict[str, int]:
     """Go on with a job ``owner`` took over (``jobs.take_over``), with the options its
     run was asked for, and return its results as ``run_job`` would."""
@@ -693,7 +721,7 @@ def resume_job(
     except Exception as exc:
         record_failure(job, exc, owner=owner)
         raise
-    return JobRunner(job, transport, options, owner).resume(patient=patient)
+    return JobRunner(job, transport, options, owner).resume(patient=patient, note=note)
 
 
 def copy_job(job: Job, options: RunOptions) -> None:

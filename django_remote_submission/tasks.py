@@ -254,7 +254,9 @@ def submit_job_to_server(
     hand_over = (
         conf.HAND_OVER_AFTER if worker.hosting and not self.request.called_directly else None
     )
-    return run_job(job, options, hand_over_after=hand_over)
+    return run_job(
+        job, options, hand_over_after=hand_over, rerun=bool(self.request.called_directly)
+    )
 
 
 @shared_task(

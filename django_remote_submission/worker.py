@@ -17,7 +17,13 @@ from django_remote_submission.conf import conf
 from django_remote_submission.exceptions import LeaseLost
 from django_remote_submission.follower import Engine
 from django_remote_submission.models import Job
-from django_remote_submission.runner import record_failure, resume_job
+from django_remote_submission.runner import (
+    RunOptions,
+    build_transport,
+    control_directory,
+    record_failure,
+    resume_job,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +36,11 @@ TAKE_OVER_SECONDS = 0.25
 TAKEN_OVER = (
     "The worker following this job stopped; another took it over and goes on from "
     "byte {job.stdout_offset} of stdout and {job.stderr_offset} of stderr."
+)
+
+REATTACHED = (
+    "The server answered again after the job had failed for its absence: following "
+    "goes on from the stored offsets."
 )
 
 #: Whether this process (or the worker process that forked it) runs the sweep and the
@@ -76,13 +87,16 @@ class Sweep:
             logger.info("Handed over %d jobs on shutdown", released)
 
     def _loop(self) -> None:
-        next_queue_check = 0.0
+        next_queue_check = next_reattach = 0.0
         while not self._stop.wait(TAKE_OVER_SECONDS):
             try:
                 self.take_over()
                 if time.monotonic() >= next_queue_check:
                     next_queue_check = time.monotonic() + conf.LEASE_SECONDS / 4
                     self.resend_lost()
+                if time.monotonic() >= next_reattach:
+                    next_reattach = time.monotonic() + 3 * conf.LEASE_SECONDS
+                    self.reattach_gone()
             except Exception:
                 logger.exception("The job sweep failed; it tries again")
             finally:
@@ -104,25 +118,51 @@ class Sweep:
                 f"{host}:"
             ):
                 continue  # it runs on another worker host, which alone can reach it
-            handed = job.lease_owner == ""
+            if job.pk in self._followed or (
+                self.engine is not None and self.engine.follows(job.pk)
+            ):
+                continue  # followed here, by a follower that fell behind on its lease
+            handed = jobs.was_released(job)
             if jobs.take_over(job, self.owner):
                 if not handed:
                     logger.warning("Job %s had no live worker: taking it over", job.pk)
                 self._follow(job, taken_over=not handed)
+
+    def reattach_gone(self) -> None:
+        """Jobs that failed because their server stayed away: where the server answers
+        again and the program's control directory is still there, follow them again."""
+        tried: set[int] = set()
+        for job in jobs.reattachable().select_related("server", "interpreter", "owner")[:50]:
+            if self._stop.is_set() or job.server_id in tried:
+                continue
+            try:
+                options = RunOptions.from_row(job.run_options, task_id=job.task_id)
+                with build_transport(job, options) as transport:
+                    there = transport.exists(control_directory(job))
+            except Exception as exc:
+                logger.info("Job %s: its server is still away (%s)", job.pk, exc)
+                tried.add(job.server_id)  # one try per server and pass
+                continue
+            if not there:
+                jobs.forget_reattach(job)
+                continue
+            if jobs.reattach(job, self.owner):
+                logger.warning("Job %s: its server answers again; following it again", job.pk)
+                self._follow(job, taken_over=False, note=REATTACHED)
 
     def resend_lost(self) -> None:
         for job in jobs.requeue_lost():
             logger.warning("Job %s waited in the queue too long: sending it again", job.pk)
             self.resend(job)
 
-    def _follow(self, job: Job, *, taken_over: bool = True) -> None:
+    def _follow(self, job: Job, *, taken_over: bool = True, note: str = "") -> None:
         if (
             self.engine is not None
             and job.state != Job.State.STARTING
             and job.remote_pgid is not None
         ):
             try:
-                self.engine.adopt(job, note=TAKEN_OVER.format(job=job) if taken_over else "")
+                self.engine.adopt(job, note=TAKEN_OVER.format(job=job) if taken_over else note)
             except Exception as exc:
                 record_failure(job, exc, owner=self.owner)
                 self.on_end(job, None, exc)

@@ -118,3 +118,5 @@ if os.environ.get("DRS_QUEUE_GRACE"):
     REMOTE_SUBMISSION_QUEUE_GRACE = float(os.environ["DRS_QUEUE_GRACE"])
 if os.environ.get("DRS_HAND_OVER_AFTER"):
     REMOTE_SUBMISSION_HAND_OVER_AFTER = float(os.environ["DRS_HAND_OVER_AFTER"])
+if os.environ.get("DRS_RECONNECT_TIMEOUT"):
+    REMOTE_SUBMISSION_RECONNECT_TIMEOUT = float(os.environ["DRS_RECONNECT_TIMEOUT"])

@@ -6,6 +6,7 @@ import threading
 import pytest
 from django.db import connection
 from django.db.models.signals import post_save
+from django.test import override_settings
 from django.utils import timezone
 
 from django_remote_submission import jobs
@@ -145,3 +146,35 @@ def test_a_run_again_that_fails_early_records_its_own_failure(openssh_target):
     job.refresh_from_db()
     assert job.status == "failure"
     assert "refused the password" in job.error
+
+
+@pytest.mark.django_db
+@override_settings(REMOTE_SUBMISSION_QUEUE_GRACE=60)
+def test_only_sent_jobs_that_waited_too_long_are_sent_again():
+    old = timezone.now() - dt.timedelta(minutes=5)
+    never_sent = make_job()  # made, never submitted: nobody's to run
+    Job.objects.filter(pk=never_sent.pk).update(created=old)
+    lost = make_job(task_id="t-1", queued_at=old)
+    fresh = make_job(task_id="t-2", queued_at=timezone.now())
+    resent = jobs.requeue_lost()
+    assert [job.pk for job in resent] == [lost.pk]
+    # Marked as sent again now, by this sweep only: another finds nothing.
+    assert jobs.requeue_lost() == []
+    assert fresh.pk not in [job.pk for job in resent]
+
+
+@pytest.mark.django_db
+def test_a_lease_is_taken_over_only_once_it_expired_and_by_one_actor():
+    job = running(lease_expires=timezone.now() + dt.timedelta(seconds=30))
+    assert jobs.take_over(job, "b:2:x") is False
+    Job.objects.filter(pk=job.pk).update(lease_expires=timezone.now() - dt.timedelta(seconds=1))
+    assert jobs.take_over(job, "b:2:x") is True
+    assert jobs.take_over(job, "c:3:y") is False
+    job.refresh_from_db()
+    assert job.lease_owner == "b:2:x"
+    # Handed over: the host's name stays, so a job only it can reach stays there.
+    assert jobs.hand_over(job, "b:2:x") is True
+    job.refresh_from_db()
+    assert job.lease_owner == "b:released"
+    assert jobs.was_released(job)
+    assert list(jobs.orphaned()) == [job]

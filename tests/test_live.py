@@ -45,8 +45,9 @@ def session_cookie(user):
     return f"sessionid={client.cookies['sessionid'].value}"
 
 
-def submit(stack, target, job):
-    """Send the job through the stack's Redis, as a web process would."""
+def submit(stack, target, job, arguments=None):
+    """Send the job through the stack's Redis, as a web process would (with the target's
+    login, or ``arguments``)."""
     from celery import Celery
 
     client = Celery("drs-live-client", broker=stack.redis_url, set_as_current=False)
@@ -56,7 +57,7 @@ def submit(stack, target, job):
     task = client.tasks[submit_job_to_server.name]
     try:
         return task.apply_async(
-            kwargs={"job_pk": job.pk, **target.submit_kwargs}, queue=stack.queue
+            kwargs={"job_pk": job.pk, **(arguments or target.submit_kwargs)}, queue=stack.queue
         )
     finally:
         client.close()

@@ -13,6 +13,7 @@ from django_remote_submission.models import Job, Log, Result
 from django_remote_submission.tasks import cancel_job
 from tests.live import LiveStack
 from tests.test_live import submit
+from tests.test_reconnect import cut_target  # noqa: F401 (a fixture)
 
 pytestmark = [
     pytest.mark.ssh,
@@ -30,7 +31,7 @@ PROGRAM = f"""
 import time
 for i in range(1, {LINES + 1}):
     print("n", i, flush=True)
-    time.sleep(0.02)
+    time.sleep(0.05)
 with open("result.txt", "w") as out:
     out.write("done\\n")
 raise SystemExit(3)
@@ -112,7 +113,10 @@ def test_a_killed_prefork_pool_process_is_replaced_and_its_job_taken_over(stack,
     # message comes back to the queue instead of a WorkerLostError for .get().
     target = openssh_target
     job = target.job(PROGRAM)
-    stack.start_worker("only", pool="prefork", concurrency=2, **WORKER_ENV)
+    # The task follows its job all along here (no hand-over to the host's follower).
+    stack.start_worker(
+        "only", pool="prefork", concurrency=2, **WORKER_ENV, DRS_HAND_OVER_AFTER="600"
+    )
     task = submit(stack, target, job)
     wait_for(stored_lines(job, 40), what="the first lines")
     import os
@@ -170,3 +174,43 @@ def _now():
     from django.utils import timezone
 
     return timezone.now()
+
+
+def test_a_job_failed_while_its_server_was_away_is_taken_up_when_it_is_back(
+    stack,
+    cut_target,  # noqa: F811
+):
+    from tests.test_reconnect import PROGRAM as WAITS_FOR_GO
+    from tests.test_reconnect import go
+
+    target = cut_target
+    job = target.job(WAITS_FOR_GO)
+    stack.start_worker(
+        "only", pool="threads", concurrency=2, DRS_RECONNECT_TIMEOUT="2", **WORKER_ENV
+    )
+    # A key, not a password: a job's password is erased when it ends (here, failed).
+    account = target.account
+    login = {"public_key_filename": str(account.key_filename), "username": account.username}
+    submit(stack, target, job, login)
+    wait_for(stored_lines(job, 100), what="the first lines")
+    target.sshd.halt()
+    wait_for(lambda: Job.objects.get(pk=job.pk).is_finished, what="the job to give up")
+    job.refresh_from_db()
+    assert job.state == "failure"
+    assert "may still be running" in job.error
+
+    target.sshd.resume()
+    go(target, job)  # the program goes on with lines 101-300
+
+    wait_for(lambda: Job.objects.get(pk=job.pk).state == "success", what="the re-attach")
+    job.refresh_from_db()
+    assert (job.exit_code, job.error) == (0, "")
+    lines = [
+        c
+        for c in Log.objects.filter(job=job, stream="stdout")
+        .order_by("id")
+        .values_list("content", flat=True)
+    ]
+    assert lines == [f"line {i:03d}\n" for i in range(1, 301)]
+    assert Log.objects.filter(job=job, content__contains="answered again").count() == 1
+    assert target.live_processes(job.remote_pgid) == []

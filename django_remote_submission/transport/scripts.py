@@ -351,12 +351,13 @@ def monitor_script(argv: Sequence[str], time_limit: float | None, grace: float) 
 #:
 #:   D <job> <stream 0|1> <offset> <length>\n<bytes>
 #:   E <job> <exit code>\n
+#:   G <job>\n                            (its monitor died without an exit code)
 #:   H\n                                  (a pass ended)
 #:
-#: The list file holds ``<job> <stdout offset> <stderr offset> <control directory, hex>``
-#: lines and ends with ``END``; the reader loads it again when it changes (a list still
-#: being written has no END yet, and waits for the next pass), keeping its own offsets
-#: for the jobs it knew. It exits when its list file is gone, or when nobody reads its
+#: The list file holds ``<job> <stdout offset> <stderr offset> <control directory, hex>
+#: <monitor pid>`` lines and ends with ``END``; the reader loads it again when it changes
+#: (a list still being written has no END yet, and waits for the next pass), keeping its
+#: own offsets for the jobs it knew. It exits when its list file is gone, or when nobody reads its
 #: output any more (SIGPIPE). Perl, not sh: a pass over a thousand jobs starts no process
 #: at all, where a shell would start several per file.
 READER = r"""
@@ -377,9 +378,9 @@ while (1) {
         while (my $line = <$fh>) {
             chomp $line;
             if ($line eq 'END') { $complete = 1; last }
-            my ($id, $o0, $o1, $hex) = split / /, $line;
+            my ($id, $o0, $o1, $hex, $monitor) = split / /, $line;
             next unless defined $hex;
-            $new{$id} = $jobs{$id} || [pack('H*', $hex), $o0 + 0, $o1 + 0];
+            $new{$id} = $jobs{$id} || [pack('H*', $hex), $o0 + 0, $o1 + 0, ($monitor || 0) + 0, 0];
         }
         close $fh;
         if ($complete) { %jobs = %new; $stamp = $now }
@@ -403,6 +404,12 @@ while (1) {
             print "D $id $s $job->[1 + $s] $n\n", $buf;
             $job->[1 + $s] += $n;
             $got += $n;
+        }
+        if (!$ended && !$more && $job->[3] > 0 && !kill(0, $job->[3])) {
+            # Its monitor is gone and wrote no exit code (killed): after a few more
+            # looks (it may be writing it now), say so.
+            if (++$job->[4] > 5) { print "G $id\n"; delete $jobs{$id}; }
+            next;
         }
         if ($ended && !$more && open(my $code_file, '<', "$job->[0]/exit_code")) {
             my $code = <$code_file>;
