@@ -31,10 +31,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 SCRATCH = "drs_bench_scale"
+# bash builtins only, once started: `read -t` on a pipe nobody writes to waits a second
+# without starting a `sleep` (a thousand of those a second would be the load measured).
 PROGRAM = """\
+pipe=$(mktemp -u) && mkfifo "$pipe" && exec 9<>"$pipe" && rm -f "$pipe"
 for ((i = 1; i <= {seconds}; i++)); do
   printf 'n %d %s\\n' "$i" "$EPOCHREALTIME"
-  sleep 1
+  read -r -t 1 -u 9 || :
 done
 """
 TICK = re.compile(r"n (\d+) (\d+\.\d+)\n")
@@ -45,9 +48,7 @@ def scratch(action: str) -> str:
 
     with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5) as connection:
         name = psycopg.sql.Identifier(SCRATCH)
-        connection.execute(
-            psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name)
-        )
+        connection.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
         if action == "create":
             connection.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(name))
     return POSTGRES_URL.rsplit("/", 1)[0] + "/" + SCRATCH
@@ -168,23 +169,36 @@ def run(jobs: int, servers: int, seconds: int, work: Path) -> dict[str, object]:
     submitted = time.monotonic() - started
 
     delays: list[float] = []
+    printed: list[float] = []
     last_id = 0
     steady_from = steady_to = None
     cpu_from = cpu_to = 0.0
     while True:
         now = time.time()
-        rows = list(
-            Log.objects.filter(id__gt=last_id).order_by("id").values_list("id", "content")
-        )
+        rows = list(Log.objects.filter(id__gt=last_id).order_by("id").values_list("id", "content"))
         for pk, content in rows:
             match = TICK.fullmatch(content)
             if match:
                 delays.append(now - float(match.group(2)))
+                printed.append(float(match.group(2)))
             last_id = pk
         elapsed = time.monotonic() - started
-        if steady_from is None and elapsed > submitted + 15:
+        # The steady state: every job launched, none ended yet (at most 20 s of it).
+        launched_all = (
+            steady_from is None
+            and int(elapsed * 10) % 10 == 0
+            and Job.objects.filter(pk__in=made, started_at__isnull=False).count() == jobs
+        )
+        if launched_all:
             steady_from, cpu_from = time.monotonic(), proc_cpu(worker.pid)
-        if steady_to is None and steady_from is not None and elapsed > seconds - 5:
+        if (
+            steady_to is None
+            and steady_from is not None
+            and (
+                time.monotonic() - steady_from > 20
+                or Job.objects.filter(pk__in=made, finished_at__isnull=False).exists()
+            )
+        ):
             steady_to, cpu_to = time.monotonic(), proc_cpu(worker.pid)
         if not Job.objects.filter(pk__in=made, finished_at__isnull=True).exists():
             break
@@ -215,6 +229,9 @@ def run(jobs: int, servers: int, seconds: int, work: Path) -> dict[str, object]:
     redis.stop()
     for sshd in sshds:
         sshd.stop()
+    # Lines printed once every job was launched: the steady state, without the ramp.
+    all_started = span["last"].timestamp() if span["last"] else float("inf")
+    steady = sorted(d for d, t in zip(delays, printed, strict=True) if t > all_started)
     delays.sort()
     window = (steady_to or 0) - (steady_from or 0)
     return {
@@ -229,6 +246,7 @@ def run(jobs: int, servers: int, seconds: int, work: Path) -> dict[str, object]:
         "rss": samples["rss"],
         "p50": delays[len(delays) // 2] if delays else float("nan"),
         "p95": delays[int(len(delays) * 0.95)] if delays else float("nan"),
+        "p95_steady": steady[int(len(steady) * 0.95)] if steady else float("nan"),
         "submitted": submitted,
         "launched": launched,
         "total": total,
@@ -257,7 +275,8 @@ def main() -> None:
     print(f"django-remote-submission scale benchmark, PostgreSQL, {os.cpu_count()} cores")
     print(
         f"  {'jobs':>5} {'servers':>7}  {'outcomes':<18} {'lost':>4} {'dup':>4} {'ssh':>4} "
-        f"{'db':>3}  {'cpu':>6}  {'rss':>7}  {'p50':>6}  {'p95':>6}  {'submit':>7}  {'total':>7}"
+        f"{'db':>3}  {'cpu':>6}  {'rss':>7}  {'p50':>6}  {'p95':>6}  {'p95 st':>6}  "
+        f"{'launch':>7}  {'total':>7}"
     )
     try:
         for jobs in arguments.jobs or [10, 100, 1000]:
@@ -267,6 +286,7 @@ def main() -> None:
                 f"  {r['jobs']:>5} {r['servers']:>7}  {outcomes:<18} {r['lost']:>4} "
                 f"{r['duplicated']:>4} {r['ssh']:>4} {r['db']:>3}  {r['cpu']:6.1%}  "
                 f"{r['rss'] / 2**20:5.0f} MB  {r['p50']:5.2f}s  {r['p95']:5.2f}s  "
+                f"{r['p95_steady']:5.2f}s  "
                 f"{r['launched']:6.1f}s  {r['total']:6.1f}s",
                 flush=True,
             )

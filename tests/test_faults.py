@@ -238,6 +238,7 @@ def private_postgres(transactional_db):
         cluster.destroy()
 
 
+@pytest.mark.postgresql
 def test_postgresql_restarted_mid_job(private_postgres, stack, openssh_account, tmp_path):
     cluster = private_postgres
     with contextlib.contextmanager(job_target)(openssh_account, tmp_path) as target:

@@ -15,7 +15,8 @@ from django_remote_submission.transport.shell import quote
 TREE_SCRIPT = r"""# Written by django-remote-submission: finds and stops every process of one job.
 #   tree.sh record CTL PID       adds the job's processes not recorded yet to CTL/tree
 #                                ("pid start-time" lines); PID is the program's pid
-#   tree.sh track CTL PID        the same every second, until the program has ended
+#   tree.sh track CTL PID        the same every 1, 2, 4, 8, then 16 s, until the
+#                                program has ended
 #   tree.sh stop CTL PID GRACE   TERM to all of them, KILL to what is left after GRACE
 #                                seconds; prints the processes still alive after that
 #                                ("pid command", one a line) and writes them to
@@ -226,10 +227,16 @@ stop() {
 case $mode in
     record) record ;;
     track)
+        # Every second at first, then less and less often (up to every 16 s): a look
+        # reads every process of the server, and a thousand jobs look at once. A process
+        # that leaves the tree early is caught early; later ones are found at the stop,
+        # as long as they stay in the tree or were recorded.
+        pause=1
         while [ -d "$ctl" ]; do
             record
             [ "$?" = 4 ] && break
-            sleep 1
+            sleep "$pause"
+            [ "$pause" -lt 16 ] && pause=$((pause * 2))
         done
         ;;
     stop) stop "$4" ;;
