@@ -50,7 +50,11 @@ def ssh_connections(username):
 
 def test_many_jobs_run_at_once_on_two_slots_over_few_connections(stack, openssh_target):
     target = openssh_target
-    jobs = [target.job(PROGRAM, title=f"job {i}") for i in range(JOBS)]
+    # A program file each: jobs writing one path at once would overwrite each other's.
+    jobs = [
+        target.job(PROGRAM, title=f"job {i}", remote_filename=f"program-{i}.py")
+        for i in range(JOBS)
+    ]
     stack.start_worker("only", pool="threads", concurrency=2, **WORKER_ENV)
     seen = []
     done = threading.Event()
