@@ -406,6 +406,21 @@ class Follower:
         self.jobs.clear()
 
 
+def report_end(job: Job, on_end: OnEnd, run: Callable[[], dict[str, int]]) -> None:
+    """Run what ends a job in a thread of the worker host, and hand its outcome to
+    ``on_end`` (for ``.get()``); nothing if the job went to another worker meanwhile."""
+    try:
+        results = run()
+    except LeaseLost:
+        return
+    except BaseException as exc:
+        on_end(job, None, exc)
+    else:
+        on_end(job, results, None)
+    finally:
+        connections.close_all()
+
+
 def _stop_program(followed: Followed) -> None:
     """A cancel of a followed job: mark it, stop its tree; the reader then sees it end.
     Over a transport of its own (on the same pooled connection): the stop takes seconds."""
@@ -477,35 +492,19 @@ class Engine:
 
     def _resume_alone(self, followed: Followed) -> None:
         job = followed.job
-        try:
-            results = resume_job(job, self.owner, note=False)
-        except LeaseLost:
-            return
-        except BaseException as exc:
-            self.on_end(job, None, exc)
-        else:
-            self.on_end(job, results, None)
-        finally:
-            connections.close_all()
+        report_end(job, self.on_end, lambda: resume_job(job, self.owner, note=False))
 
     def _finish(self, followed: Followed) -> None:
         self._finishers.submit(self._finish_now, followed)
 
     def _finish_now(self, followed: Followed) -> None:
-        job = followed.job
-        try:
-            transport = build_transport(job, followed.options)
-            runner = JobRunner(job, transport, followed.options, self.owner)
+        def complete() -> dict[str, int]:
+            transport = build_transport(followed.job, followed.options)
+            runner = JobRunner(followed.job, transport, followed.options, self.owner)
             runner.writer = followed.writer
-            results = runner.complete_followed(followed.process, followed.splitters, followed.read)
-        except LeaseLost:
-            return
-        except BaseException as exc:
-            self.on_end(job, None, exc)
-        else:
-            self.on_end(job, results, None)
-        finally:
-            connections.close_all()
+            return runner.complete_followed(followed.process, followed.splitters, followed.read)
+
+        report_end(followed.job, self.on_end, complete)
 
     def stop(self) -> list[int]:
         held: list[int] = []

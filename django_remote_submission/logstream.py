@@ -496,14 +496,26 @@ def _update_jobs(values: dict[int, dict[str, object]], owner: str) -> None:
 
 
 def insert_rows(items: Sequence[tuple[int, _Line]]) -> list[LogRow]:
-    """Rows of many jobs (a follower's pass), in one multi-row INSERT per few thousand
-    rows, ids returned in the order given. A single job's rows go by ``insert_logs``."""
+    """Rows of many jobs (a follower's pass), ids returned in the order given. A single
+    job's rows go by ``insert_logs`` (COPY on PostgreSQL)."""
     if len({job_id for job_id, _ in items}) <= 1:
         return insert_logs(items[0][0], [line for _, line in items]) if items else []
-    connection = connections[router.db_for_write(Log)]
+    job_ids, lines = zip(*items, strict=True)
+    return _insert_values(connections[router.db_for_write(Log)], job_ids, lines)
+
+
+def _insert_values(connection: Any, job_ids: Sequence[int], lines: Sequence[_Line]) -> list[LogRow]:
+    """``lines`` (of the jobs ``job_ids``, one each) by one multi-row INSERT per few
+    thousand rows, ids returned in order: the ORM's bulk_create spends most of its time
+    preparing each field of each row, while a batch shares its few distinct times, so
+    values are adapted once. Databases that cannot return ids from an INSERT go through
+    bulk_create."""
     if not connection.features.can_return_rows_from_bulk_insert:
         objects = Log.objects.bulk_create(
-            [Log(job_id=j, stream=li.stream, time=li.time, content=li.content) for j, li in items]
+            [
+                Log(job_id=job_id, stream=li.stream, time=li.time, content=li.content)
+                for job_id, li in zip(job_ids, lines, strict=True)
+            ]
         )
         return [LogRow(o.pk, o.job_id, o.time, o.content, o.stream) for o in objects]
     quote = connection.ops.quote_name
@@ -515,20 +527,19 @@ def insert_rows(items: Sequence[tuple[int, _Line]]) -> list[LogRow]:
     adapted: dict[datetime, Any] = {}
     rows: list[LogRow] = []
     with connection.cursor() as cursor:
-        for start in range(0, len(items), size):
-            batch = items[start : start + size]
+        for start in range(0, len(lines), size):
+            batch = lines[start : start + size]
+            batch_jobs = job_ids[start : start + size]
             params: list[Any] = []
-            for job_id, line in batch:
+            for job_id, line in zip(batch_jobs, batch, strict=True):
                 when = adapted.get(line.time)
                 if when is None:
                     when = adapted[line.time] = connection.ops.adapt_datetimefield_value(line.time)
                 params += (job_id, line.stream, when, line.content)
             cursor.execute(head + ", ".join(["(%s, %s, %s, %s)"] * len(batch)) + tail, params)
+            # Ids grow in insertion order within one statement, whatever order RETURNING uses.
             ids = sorted(row[0] for row in cursor.fetchall())
-            rows += [
-                LogRow(pk, job_id, line.time, line.content, line.stream)
-                for pk, (job_id, line) in zip(ids, batch, strict=True)
-            ]
+            rows += _log_rows(ids, batch_jobs, batch)
     return rows
 
 
@@ -547,43 +558,14 @@ class _OctetLength(Func):
 def insert_logs(job_id: int, lines: Sequence[_Line]) -> list[LogRow]:
     """Insert rows for one job, fast, and return them with their ids, in order.
 
-    PostgreSQL takes them by COPY. Elsewhere one multi-row INSERT per batch: the ORM's
-    bulk_create spends most of its time preparing each field of each row, while a batch
-    shares its job id and its few distinct times, so values are adapted once. Databases
-    that cannot return ids from an INSERT go through bulk_create.
+    PostgreSQL takes them by COPY; elsewhere they go by ``_insert_values``.
     """
     if not lines:
         return []
     connection = connections[router.db_for_write(Log)]
     if connection.vendor == "postgresql" and _is_psycopg3():
         return _copy_logs(connection, job_id, lines)
-    if not connection.features.can_return_rows_from_bulk_insert:
-        objects = Log.objects.bulk_create(
-            [Log(job_id=job_id, stream=li.stream, time=li.time, content=li.content) for li in lines]
-        )
-        return [LogRow(o.pk, job_id, o.time, o.content, o.stream) for o in objects]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(name) for name in ("job_id", "stream", "time", "content"))
-    # Only quoted identifiers go into the text; every value is a parameter.
-    head = f"INSERT INTO {quote(Log._meta.db_table)} ({columns}) VALUES "  # noqa: S608
-    tail = f" RETURNING {quote('id')}"
-    size = max(1, min(2000, _max_parameters(connection) // 4))
-    adapted: dict[datetime, Any] = {}
-    rows: list[LogRow] = []
-    with connection.cursor() as cursor:
-        for start in range(0, len(lines), size):
-            batch = lines[start : start + size]
-            params: list[Any] = []
-            for line in batch:
-                when = adapted.get(line.time)
-                if when is None:
-                    when = adapted[line.time] = connection.ops.adapt_datetimefield_value(line.time)
-                params += (job_id, line.stream, when, line.content)
-            cursor.execute(head + ", ".join(["(%s, %s, %s, %s)"] * len(batch)) + tail, params)
-            # Ids grow in insertion order within one statement, whatever order RETURNING uses.
-            ids = sorted(row[0] for row in cursor.fetchall())
-            rows += _log_rows(ids, job_id, batch)
-    return rows
+    return _insert_values(connection, [job_id] * len(lines), lines)
 
 
 #: Rows per COPY message: the server stores each while the next is made, and a large
@@ -615,7 +597,7 @@ def _copy_logs(connection: Any, job_id: int, lines: Sequence[_Line]) -> list[Log
                 end = start + COPY_CHUNK
                 copy.write(_copy_text(ids[start:end], job_id, lines[start:end]))
             # Made while the server is still storing the rows, before waiting for it.
-            rows = _log_rows(ids, job_id, lines)
+            rows = _log_rows(ids, repeat(job_id, len(lines)), lines)
     return rows
 
 
@@ -681,12 +663,10 @@ def _copy_escape(text: str) -> str:
 _log_row = partial(tuple.__new__, LogRow)
 
 
-def _log_rows(ids: Iterable[int], job_id: int, lines: Sequence[_Line]) -> list[LogRow]:
-    """The rows stored for these lines, given their ids."""
+def _log_rows(ids: Iterable[int], job_ids: Iterable[int], lines: Sequence[_Line]) -> list[LogRow]:
+    """The rows stored for these lines (of the jobs ``job_ids``), given their ids."""
     streams, times, contents, _ = zip(*lines, strict=True)
-    return list(
-        map(_log_row, zip(ids, repeat(job_id, len(lines)), times, contents, streams, strict=True))
-    )
+    return list(map(_log_row, zip(ids, job_ids, times, contents, streams, strict=True)))
 
 
 def _max_parameters(connection: Any) -> int:

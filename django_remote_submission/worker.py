@@ -10,12 +10,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db import close_old_connections, connections
+from django.db import close_old_connections
 
 from django_remote_submission import jobs
 from django_remote_submission.conf import conf
-from django_remote_submission.exceptions import LeaseLost
-from django_remote_submission.follower import Engine
+from django_remote_submission.follower import Engine, report_end
 from django_remote_submission.models import Job
 from django_remote_submission.runner import (
     RunOptions,
@@ -177,17 +176,10 @@ class Sweep:
 
     def _resume(self, job: Job) -> None:
         try:
-            results = resume_job(job, self.owner)
-        except LeaseLost:
-            return
-        except BaseException as exc:
-            self.on_end(job, None, exc)
-        else:
-            self.on_end(job, results, None)
+            report_end(job, self.on_end, lambda: resume_job(job, self.owner))
         finally:
             with self._lock:
                 self._followed.pop(job.pk, None)
-            connections.close_all()
 
     @property
     def followed(self) -> list[int]:
