@@ -469,8 +469,8 @@ def _update_jobs(values: dict[int, dict[str, object]], owner: str) -> None:
     quote = connection.ops.quote_name
     now = timezone.now()
     adapt = connection.ops.adapt_datetimefield_value
-    leases = [v["lease_expires"] for v in values.values() if "lease_expires" in v]
-    lease = max(leases, key=str) if leases else None  # all the same length of lease
+    # Every write of one pass renews for the same length of lease.
+    lease = next((v["lease_expires"] for v in values.values() if "lease_expires" in v), None)
     sets = [f"{quote('heartbeat')} = %s", f"{quote('modified')} = %s"]
     params: list[Any] = [adapt(now), adapt(now)]
     if isinstance(lease, datetime):
