@@ -29,6 +29,7 @@ POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0
 SCRATCH = "drs_bench_ingest"
 READ_SIZE = 32 * 1024
 SIZES = (100_000, 1_000_000)
+PATHS = ("runner", "follower")
 
 
 def cpu() -> float:
@@ -52,23 +53,40 @@ def server_cpu() -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(n: int) -> dict[str, Any]:
-    """One job's n lines through LineSplitter and LogWriter, in this process."""
+def measure(n: int, path: str) -> dict[str, Any]:
+    """One job's n lines through LineSplitter and LogWriter, in this process.
+
+    ``path`` "runner": the writer stores each batch at once, as the worker that launched
+    a job does (and a direct call). "follower": the writes of each pass of the follower's
+    reader (at most PASS_CAP bytes) go to ``store_writes`` together, as a job's output
+    is stored once a worker's follower has taken it over."""
     from django.utils import timezone
 
     from django_remote_submission.conf import conf
-    from django_remote_submission.logstream import LineSplitter, LogPolicy, LogWriter
+    from django_remote_submission.follower import PASS_CAP
+    from django_remote_submission.logstream import (
+        LineSplitter,
+        LogPolicy,
+        LogWriter,
+        PendingWrite,
+        store_writes,
+    )
     from django_remote_submission.models import Job, Log
     from tests.factories import make_job, make_server, make_user
 
     output = b"".join(b"line %d of the benchmark output\n" % i for i in range(n))
-    job = make_job(owner=make_user(f"ingest-{n}"), server=make_server())
+    job = make_job(owner=make_user(f"ingest-{path}-{n}"), server=make_server())
+    owner = f"bench:{path}"
+    Job.objects.filter(pk=job.pk).update(lease_owner=owner)
+    writes: list[PendingWrite] = []
     writer = LogWriter(
         job,
         LogPolicy.LOG_LIVE,
         batch_lines=conf.LOG_BATCH_LINES,
         batch_seconds=conf.LOG_BATCH_SECONDS,
         max_bytes=conf.LOG_MAX_BYTES,
+        owner=owner,
+        sink=writes.append if path == "follower" else None,
     )
     splitter = LineSplitter(conf.LOG_MAX_LINE_LENGTH)
     server_started = server_cpu()
@@ -76,8 +94,12 @@ def measure(n: int) -> dict[str, Any]:
     for start in range(0, len(output), READ_SIZE):
         lines = splitter.feed(output[start : start + READ_SIZE])
         writer.add("stdout", lines, splitter.offset, timezone.now(), ends=splitter.ends)
+        if (start + READ_SIZE) % PASS_CAP == 0:
+            store_writes(writes, owner)
+            writes.clear()
     writer.add("stdout", splitter.finish(), splitter.offset, timezone.now(), ends=splitter.ends)
     writer.close()
+    store_writes(writes, owner)
     wall, used = time.perf_counter() - started, cpu() - cpu_started
     server_ended = server_cpu()
     server = None
@@ -86,7 +108,7 @@ def measure(n: int) -> dict[str, Any]:
     rows = Log.objects.filter(job=job).count()
     stored = Job.objects.values_list("stdout_offset", flat=True).get(pk=job.pk)
     assert (rows, stored) == (n, len(output)), (rows, stored)
-    return {"lines": n, "wall": wall, "cpu": used, "server": server, "rows": rows}
+    return {"path": path, "lines": n, "wall": wall, "cpu": used, "server": server, "rows": rows}
 
 
 def child(database: str) -> None:
@@ -99,8 +121,9 @@ def child(database: str) -> None:
     else:
         os.environ.pop("DATABASE_URL", None)
     prepare(f"ingest-{database}")
-    for n in SIZES:
-        print(json.dumps(measure(n)), flush=True)
+    for path in PATHS:
+        for n in SIZES:
+            print(json.dumps(measure(n, path)), flush=True)
 
 
 def scratch_database(action: str) -> str | None:
@@ -144,7 +167,7 @@ def main() -> None:
     repeat = parser.parse_args().repeat
     print(f"django-remote-submission ingest benchmark, one job, {os.cpu_count()} cores")
     print(
-        f"  {'database':<12} {'lines':>10}  {'wall':>8}  {'lines/s':>10}  {'cpu':>8}  "
+        f"  {'database':<12} {'path':<9} {'lines':>10}  {'wall':>8}  {'lines/s':>10}  {'cpu':>8}  "
         f"{'server cpu':>10}  rows"
     )
     for _ in range(repeat):
@@ -156,7 +179,7 @@ def main() -> None:
             for r in results:
                 server = "" if r["server"] is None else f"{r['server']:6.2f} s"
                 print(
-                    f"  {database:<12} {r['lines']:>10,}  {r['wall']:6.2f} s  "
+                    f"  {database:<12} {r['path']:<9} {r['lines']:>10,}  {r['wall']:6.2f} s  "
                     f"{r['lines'] / r['wall']:>10,.0f}  {r['cpu']:6.2f} s  {server:>10}  "
                     f"{r['rows']:,}",
                     flush=True,

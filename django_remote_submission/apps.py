@@ -13,12 +13,13 @@ class RemoteSubmissionConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_save
+        from django.db.models.signals import post_save, pre_delete
 
         from django_remote_submission import checks as app_checks
-        from django_remote_submission import events
+        from django_remote_submission import events, logstream
         from django_remote_submission.models import Job, Log
 
         checks.register(app_checks.check_settings)
         post_save.connect(events.job_saved, sender=Job, dispatch_uid="drs-job-status")
         post_save.connect(events.log_saved, sender=Log, dispatch_uid="drs-log-row")
+        pre_delete.connect(logstream.lock_deleted_job, sender=Job, dispatch_uid="drs-job-delete")

@@ -192,17 +192,23 @@ def publish_many_logs(batches: Sequence[tuple[int, Sequence[LogLike], int | None
 
 
 def _logs_message(job_pk: int, rows: Sequence[LogLike], after_id: int | None) -> dict[str, Any]:
+    columns = getattr(rows, "columns", None)  # the runner's StoredRows has them made
+    if columns is not None:
+        ids, whens, contents, streams = columns()
+    else:
+        ids = [row.id for row in rows]
+        whens = [row.time for row in rows]
+        contents = [row.content for row in rows]
+        streams = [row.stream for row in rows]
     times: dict[Any, str | None] = {}
     return {
         "type": "job.logs",
         "job_id": job_pk,
         "after_id": after_id,
-        "ids": [row.id for row in rows],
-        "times": [
-            times.get(row.time) or times.setdefault(row.time, _iso(row.time)) for row in rows
-        ],
-        "contents": [row.content for row in rows],
-        "streams": [row.stream for row in rows],
+        "ids": list(ids),
+        "times": [times.get(when) or times.setdefault(when, _iso(when)) for when in whens],
+        "contents": contents,
+        "streams": streams,
     }
 
 

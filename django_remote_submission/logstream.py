@@ -7,13 +7,13 @@ import enum
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from itertools import accumulate, groupby, repeat
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 from django.db import connections, router, transaction
 from django.db.models import Func, IntegerField, Sum
@@ -151,6 +151,63 @@ def _line(stream: str, when: datetime, content: str) -> _Line:
     return _Line(stream, when, content, size)
 
 
+#: A _Line from a tuple of its fields, with no Python call per line.
+_new_line = partial(tuple.__new__, _Line)
+
+
+def _lines(stream: str, when: datetime, contents: Sequence[str]) -> list[_Line]:
+    """``_line`` for many lines of one read: one object for each, made in C."""
+    if "".join(contents).isascii():
+        sizes: Iterable[int] = map(len, contents)
+    else:
+        sizes = [len(content.encode("utf-8")) for content in contents]
+    return list(map(_new_line, zip(repeat(stream), repeat(when), contents, sizes, strict=False)))
+
+
+class StoredRows(Sequence[LogRow]):
+    """The rows a write stored, as columns: a LogRow is made only when one is asked
+    for, so that a job nobody watches costs no object for each stored line."""
+
+    __slots__ = ("ids", "job_ids", "lines")
+
+    def __init__(self, ids: Sequence[int], job_ids: Sequence[int], lines: Sequence[_Line]) -> None:
+        self.ids, self.job_ids, self.lines = ids, job_ids, lines
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> LogRow: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> StoredRows: ...
+
+    def __getitem__(self, index: int | slice) -> LogRow | StoredRows:
+        if isinstance(index, slice):
+            return StoredRows(self.ids[index], self.job_ids[index], self.lines[index])
+        line = self.lines[index]
+        return LogRow(self.ids[index], self.job_ids[index], line.time, line.content, line.stream)
+
+    def __iter__(self) -> Iterator[LogRow]:
+        for pk, job_id, line in zip(self.ids, self.job_ids, self.lines, strict=True):
+            yield LogRow(pk, job_id, line.time, line.content, line.stream)
+
+    def __add__(self, other: StoredRows) -> StoredRows:
+        return StoredRows(
+            [*self.ids, *other.ids], [*self.job_ids, *other.job_ids], [*self.lines, *other.lines]
+        )
+
+    def columns(self) -> tuple[Sequence[int], list[datetime], list[str], list[str]]:
+        """ids, times, contents and streams, each in one list (what an event carries)."""
+        if not self.lines:
+            return self.ids, [], [], []
+        streams, times, contents, _ = zip(*self.lines, strict=True)
+        return self.ids, list(times), list(contents), list(streams)
+
+
+_NO_ROWS = StoredRows((), (), ())
+
+
 #: What LogWriter calls with each batch once it is committed: (the job's pk, the new
 #: rows, the job's last log id before them). ``events.publish_logs`` is one.
 Publish = Callable[[int, Sequence[LogRow], int | None], None]
@@ -245,7 +302,7 @@ class LogWriter:
             def end_of(count: int) -> int:  # where the first ``count`` lines end
                 return ends[count - 1] if ends is not None and count else began
 
-            kept = [_line(stream, when, content) for content in lines]
+            kept = _lines(stream, when, lines)
             head = self._head_length(kept)
             if self.policy == LogPolicy.LOG_TOTAL:
                 for line in kept[:head]:
@@ -376,12 +433,17 @@ class LogWriter:
             self.sink(PendingWrite(self, list(lines), values))
             return
         with transaction.atomic():
+            _commit_later()
+            # The job's row first: updating it locks it until the commit, so the job
+            # cannot be deleted between here and there (see ``lock_deleted_job``).
+            if not job_row.update(**values):
+                if self.owner:
+                    raise LeaseLost(f"Job {self.job.pk} was taken over by another worker.")
+                raise LeaseLost(f"Job {self.job.pk} was deleted.")
             if lines and self._last_log_id is None:
                 last = Log.objects.filter(job_id=self.job.pk).order_by("-id").first()
                 self._last_log_id = last.pk if last else 0
             rows = insert_logs(self.job.pk, lines)
-            if not job_row.update(**values) and self.owner:
-                raise LeaseLost(f"Job {self.job.pk} was taken over by another worker.")
             if rows:
                 after, job_pk = self._last_log_id, self.job.pk
                 publish, callback = self.publish, self.on_batch
@@ -426,7 +488,9 @@ def store_writes(
         return set()
     pks = {write.writer.job.pk for write in writes}
     with transaction.atomic():
-        # Locked until the commit: a takeover waits for these rows to be stored.
+        _commit_later()
+        # Locked until the commit: a takeover waits for these rows to be stored, and
+        # deleting one of these jobs waits too (see ``lock_deleted_job``).
         locked = Job.objects.select_for_update().filter(pk__in=pks, lease_owner=owner)
         held = set(locked.values_list("pk", flat=True))
         kept = [write for write in writes if write.writer.job.pk in held]
@@ -436,10 +500,14 @@ def store_writes(
                 last = Log.objects.filter(job_id=writer.job.pk).order_by("-id").first()
                 writer._last_log_id = last.pk if last else 0
         rows = insert_rows([(w.writer.job.pk, line) for w in kept for line in w.lines])
-        # The last write of each job carries its newest values.
-        _update_jobs({write.writer.job.pk: write.values for write in kept}, owner)
+        # A job's later writes carry its newer values; one without offsets (a note, a
+        # renewal) keeps those of the one before it.
+        values: dict[int, dict[str, object]] = {}
+        for write in kept:
+            values.setdefault(write.writer.job.pk, {}).update(write.values)
+        _update_jobs(values, owner)
         start = 0
-        published: list[tuple[LogWriter, list[LogRow], int | None]] = []
+        published: list[tuple[LogWriter, StoredRows, int | None]] = []
         for write in kept:
             mine = rows[start : start + len(write.lines)]
             start += len(write.lines)
@@ -459,6 +527,33 @@ def store_writes(
 
         transaction.on_commit(committed)
     return pks - held
+
+
+def _commit_later() -> None:
+    """On PostgreSQL, let the transaction commit without waiting for its log records to
+    reach the disk (``synchronous_commit`` off for this transaction only).
+
+    Safe for a write of output: its rows and the offsets they reach go in one
+    transaction, so a server crash that loses it loses both together, and the job's
+    next follower reads those lines again from the server's control directory. Every
+    later synchronous commit (a job's end among them) first makes all earlier ones
+    durable, so a job never ends with its last lines lost.
+    """
+    connection = connections[router.db_for_write(Log)]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+def lock_deleted_job(sender: type[Job], instance: Job, using: str, **kwargs: Any) -> None:
+    """pre_delete receiver: lock a job's row before Django deletes its logs.
+
+    ``Log.job`` has no foreign key in the database; this keeps what it would keep. A
+    writer locks the job's row before it stores rows (``LogWriter._save``,
+    ``store_writes``), so the deletion waits for a write in progress to commit, then
+    deletes its rows too; a write after the deletion finds no job and stores nothing.
+    """
+    Job.objects.using(using).select_for_update().filter(pk=instance.pk).exists()
 
 
 def _update_jobs(values: dict[int, dict[str, object]], owner: str) -> None:
@@ -495,16 +590,19 @@ def _update_jobs(values: dict[int, dict[str, object]], owner: str) -> None:
         cursor.execute(sql, params)
 
 
-def insert_rows(items: Sequence[tuple[int, _Line]]) -> list[LogRow]:
+def insert_rows(items: Sequence[tuple[int, _Line]]) -> StoredRows:
     """Rows of many jobs (a follower's pass), ids returned in the order given. A single
     job's rows go by ``insert_logs`` (COPY on PostgreSQL)."""
     if len({job_id for job_id, _ in items}) <= 1:
-        return insert_logs(items[0][0], [line for _, line in items]) if items else []
+        return insert_logs(items[0][0], [line for _, line in items]) if items else _NO_ROWS
     job_ids, lines = zip(*items, strict=True)
-    return _insert_values(connections[router.db_for_write(Log)], job_ids, lines)
+    connection = connections[router.db_for_write(Log)]
+    if connection.vendor == "postgresql" and _is_psycopg3():
+        return _copy_logs(connection, job_ids, lines)
+    return _insert_values(connection, job_ids, lines)
 
 
-def _insert_values(connection: Any, job_ids: Sequence[int], lines: Sequence[_Line]) -> list[LogRow]:
+def _insert_values(connection: Any, job_ids: Sequence[int], lines: Sequence[_Line]) -> StoredRows:
     """``lines`` (of the jobs ``job_ids``, one each) by one multi-row INSERT per few
     thousand rows, ids returned in order: the ORM's bulk_create spends most of its time
     preparing each field of each row, while a batch shares its few distinct times, so
@@ -517,7 +615,7 @@ def _insert_values(connection: Any, job_ids: Sequence[int], lines: Sequence[_Lin
                 for job_id, li in zip(job_ids, lines, strict=True)
             ]
         )
-        return [LogRow(o.pk, o.job_id, o.time, o.content, o.stream) for o in objects]
+        return StoredRows([o.pk for o in objects], job_ids, lines)
     quote = connection.ops.quote_name
     columns = ", ".join(quote(name) for name in ("job_id", "stream", "time", "content"))
     # Only quoted identifiers go into the text; every value is a parameter.
@@ -525,7 +623,7 @@ def _insert_values(connection: Any, job_ids: Sequence[int], lines: Sequence[_Lin
     tail = f" RETURNING {quote('id')}"
     size = max(1, min(2000, _max_parameters(connection) // 4))
     adapted: dict[datetime, Any] = {}
-    rows: list[LogRow] = []
+    ids: list[int] = []
     with connection.cursor() as cursor:
         for start in range(0, len(lines), size):
             batch = lines[start : start + size]
@@ -538,9 +636,8 @@ def _insert_values(connection: Any, job_ids: Sequence[int], lines: Sequence[_Lin
                 params += (job_id, line.stream, when, line.content)
             cursor.execute(head + ", ".join(["(%s, %s, %s, %s)"] * len(batch)) + tail, params)
             # Ids grow in insertion order within one statement, whatever order RETURNING uses.
-            ids = sorted(row[0] for row in cursor.fetchall())
-            rows += _log_rows(ids, batch_jobs, batch)
-    return rows
+            ids += sorted(row[0] for row in cursor.fetchall())
+    return StoredRows(ids, job_ids, lines)
 
 
 class _OctetLength(Func):
@@ -555,17 +652,18 @@ class _OctetLength(Func):
         )
 
 
-def insert_logs(job_id: int, lines: Sequence[_Line]) -> list[LogRow]:
+def insert_logs(job_id: int, lines: Sequence[_Line]) -> StoredRows:
     """Insert rows for one job, fast, and return them with their ids, in order.
 
     PostgreSQL takes them by COPY; elsewhere they go by ``_insert_values``.
     """
     if not lines:
-        return []
+        return _NO_ROWS
     connection = connections[router.db_for_write(Log)]
+    job_ids = [job_id] * len(lines)
     if connection.vendor == "postgresql" and _is_psycopg3():
-        return _copy_logs(connection, job_id, lines)
-    return _insert_values(connection, [job_id] * len(lines), lines)
+        return _copy_logs(connection, job_ids, lines)
+    return _insert_values(connection, job_ids, lines)
 
 
 #: Rows per COPY message: the server stores each while the next is made, and a large
@@ -580,7 +678,7 @@ def _is_psycopg3() -> bool:
     return bool(is_psycopg3)
 
 
-def _copy_logs(connection: Any, job_id: int, lines: Sequence[_Line]) -> list[LogRow]:
+def _copy_logs(connection: Any, job_ids: Sequence[int], lines: Sequence[_Line]) -> StoredRows:
     """PostgreSQL: ids are taken from the table's sequence first, as INSERT would take
     them, then the rows go with their ids by COPY, several times faster than INSERT."""
     quote = connection.ops.quote_name
@@ -595,10 +693,8 @@ def _copy_logs(connection: Any, job_id: int, lines: Sequence[_Line]) -> list[Log
         ):
             for start in range(0, len(lines), COPY_CHUNK):
                 end = start + COPY_CHUNK
-                copy.write(_copy_text(ids[start:end], job_id, lines[start:end]))
-            # Made while the server is still storing the rows, before waiting for it.
-            rows = _log_rows(ids, repeat(job_id, len(lines)), lines)
-    return rows
+                copy.write(_copy_text(ids[start:end], job_ids[start:end], lines[start:end]))
+    return StoredRows(ids, job_ids, lines)
 
 
 def _take_ids(cursor: Any, table: str, count: int) -> Sequence[int]:
@@ -624,7 +720,7 @@ def _take_ids(cursor: Any, table: str, count: int) -> Sequence[int]:
 _stream_and_time = attrgetter("stream", "time")
 
 
-def _copy_text(ids: Sequence[int], job_id: int, lines: Sequence[_Line]) -> str:
+def _copy_text(ids: Sequence[int], job_ids: Sequence[int], lines: Sequence[_Line]) -> str:
     """Rows in COPY's text format: tab-separated columns, one row a line."""
     # The contents are escaped in one go, far cheaper than line by line, joined by NUL,
     # which text in PostgreSQL cannot hold (_decode replaced it).
@@ -634,8 +730,10 @@ def _copy_text(ids: Sequence[int], job_id: int, lines: Sequence[_Line]) -> str:
     contents = _copy_escape(joined).split("\x00")
     parts: list[str] = []
     start = 0
-    # Each read of a batch is of one stream at one time: its lines share their middle.
-    for (stream, when), run in groupby(lines, _stream_and_time):
+    # Each read of a batch is of one job's stream at one time: its lines share their
+    # middle.
+    keys = zip(job_ids, map(_stream_and_time, lines), strict=True)
+    for (job_id, (stream, when)), run in groupby(keys):
         end = start + len(list(run))
         middle = f"\t{job_id:d}\t{_copy_escape(stream)}\t{when.isoformat()}\t"
         parts += [
@@ -657,16 +755,6 @@ def _copy_escape(text: str) -> str:
     if "\t" in text:
         text = text.replace("\t", "\\t")
     return text
-
-
-#: A LogRow from a tuple of its fields, with no Python call per row.
-_log_row = partial(tuple.__new__, LogRow)
-
-
-def _log_rows(ids: Iterable[int], job_ids: Iterable[int], lines: Sequence[_Line]) -> list[LogRow]:
-    """The rows stored for these lines (of the jobs ``job_ids``), given their ids."""
-    streams, times, contents, _ = zip(*lines, strict=True)
-    return list(map(_log_row, zip(ids, job_ids, times, contents, streams, strict=True)))
 
 
 def _max_parameters(connection: Any) -> int:

@@ -1,19 +1,22 @@
 import datetime as dt
+import threading
 
 import pytest
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
-from django_remote_submission import events
+from django_remote_submission import events, logstream
 from django_remote_submission.exceptions import LeaseLost
 from django_remote_submission.logstream import (
     LineSplitter,
     LogPolicy,
     LogRow,
     LogWriter,
+    PendingWrite,
     _line,
     insert_logs,
+    store_writes,
 )
 from django_remote_submission.models import Job, Log
 from tests.factories import make_job, make_log
@@ -374,3 +377,89 @@ def test_a_write_for_a_lost_lease_rolls_back_and_raises():
         w.add("stdout", ["mine\n"], 5, NOW)
     assert job.logs.count() == 0
     assert stored_offsets(job) == (0, 0)
+
+
+@pytest.mark.django_db
+def test_a_write_for_a_deleted_job_stores_nothing_and_raises():
+    job = make_job()
+    w = writer(job, batch_lines=1)
+    Job.objects.filter(pk=job.pk).delete()
+    with pytest.raises(LeaseLost, match="deleted"):
+        w.add("stdout", ["too late\n"], 9, NOW)
+    assert Log.objects.filter(job_id=job.pk).count() == 0
+
+
+def test_deleting_a_job_waits_for_a_write_in_progress_and_leaves_no_rows(transactional_db):
+    # Log.job has no foreign key in the database: the job's row lock keeps what it kept.
+    job = make_job()
+    w = writer(job, batch_lines=1000)
+    w.add("stdout", [f"line {i}\n" for i in range(500)], 5000, NOW)
+    inside, release, deleted = threading.Event(), threading.Event(), threading.Event()
+    real_insert = logstream.insert_logs
+
+    def slow_insert(job_id, lines):
+        rows = real_insert(job_id, lines)
+        inside.set()  # the job's row is locked, the rows are in, nothing committed yet
+        release.wait(10)
+        return rows
+
+    def delete():
+        try:
+            Job.objects.get(pk=job.pk).delete()
+            deleted.set()
+        finally:
+            connection.close()
+
+    def write():
+        try:
+            w.flush()
+        finally:
+            connection.close()
+
+    logstream.insert_logs = slow_insert
+    try:
+        writing = threading.Thread(target=write)
+        writing.start()
+        assert inside.wait(10)
+        deleting = threading.Thread(target=delete)
+        deleting.start()
+        # The deletion waits for the write's lock (SQLite: for its write transaction).
+        assert not deleted.wait(0.5)
+        release.set()
+        writing.join(10)
+        deleting.join(10)
+    finally:
+        logstream.insert_logs = real_insert
+        release.set()
+    assert deleted.is_set()
+    assert not Job.objects.filter(pk=job.pk).exists()
+    assert Log.objects.filter(job_id=job.pk).count() == 0
+
+
+@pytest.mark.django_db
+def test_store_writes_stores_many_jobs_in_one_go_and_drops_jobs_held_by_others():
+    jobs = [make_job() for _ in range(3)]
+    Job.objects.filter(pk__in=[j.pk for j in jobs[:2]]).update(lease_owner="me")
+    Job.objects.filter(pk=jobs[2].pk).update(lease_owner="someone else")
+    writes: list[PendingWrite] = []
+    writers = [writer(job, batch_lines=2, owner="me", sink=writes.append) for job in jobs]
+    for n, w in enumerate(writers):
+        w.add("stdout", [f"job {n} line {i}\t\\\n" for i in range(5)], 100 + n, NOW)
+        w.add("stderr", [f"job {n} error\n"], 10 + n, NOW)
+        w.flush()
+    with CaptureQueriesContext(connection) as queries:
+        lost = store_writes(writes, "me")
+    assert lost == {jobs[2].pk}
+    for n, job in enumerate(jobs[:2]):
+        stored = list(job.logs.order_by("id").values_list("stream", "content"))
+        assert stored == [("stdout", f"job {n} line {i}\t\\\n") for i in range(5)] + [
+            ("stderr", f"job {n} error\n")
+        ]
+        assert stored_offsets(job) == (100 + n, 10 + n)
+        assert writers[n].rows_written == 6
+    assert jobs[2].logs.count() == 0
+    assert stored_offsets(jobs[2]) == (0, 0)
+    if connection.vendor == "postgresql":
+        statements = [query["sql"] for query in queries]
+        assert any(sql.startswith("COPY ") for sql in statements)
+        assert not any(sql.startswith("INSERT") for sql in statements)
