@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -88,11 +89,43 @@ def log_payload(log: LogLike) -> dict[str, Any]:
 
 
 class Publisher:
-    """Sends events to the channel layer, giving up quickly while it is unreachable."""
+    """Sends events to the channel layer, giving up quickly while it is unreachable.
+
+    Sends go through one event loop of the publisher's own, in a thread, for the life
+    of the process: a network layer (channels-redis) keeps one connection pool per
+    event loop, so a loop made for each send (``async_to_sync`` in a worker thread)
+    would connect to Redis again for each. The in-memory layer, whose queues belong to
+    the loop of the code that uses them, is sent to with ``async_to_sync`` as before.
+    """
 
     def __init__(self) -> None:
         self._paused_until = 0.0
         self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_pid = 0
+
+    def _run(
+        self, layer: Any, coroutine: Callable[..., Coroutine[Any, Any, None]], *args: Any
+    ) -> None:
+        from channels.layers import InMemoryChannelLayer
+
+        if isinstance(layer, InMemoryChannelLayer):
+            async_to_sync(coroutine)(layer, *args)
+            return
+        future = asyncio.run_coroutine_threadsafe(coroutine(layer, *args), self._own_loop())
+        try:
+            future.result(PUBLISH_TIMEOUT + 1)
+        finally:
+            future.cancel()
+
+    def _own_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            # A forked worker process inherits the object but not the thread.
+            if self._loop is None or self._loop_pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="drs-publisher", daemon=True).start()
+                self._loop, self._loop_pid = loop, os.getpid()
+            return self._loop
 
     def send(self, group: str, message: dict[str, Any]) -> bool:
         if time.monotonic() < self._paused_until:
@@ -103,7 +136,7 @@ class Publisher:
         if layer is None:
             return False
         try:
-            async_to_sync(_send_with_timeout)(layer, group, message)
+            self._run(layer, _send_with_timeout, group, message)
         except Exception as exc:
             with self._lock:
                 self._paused_until = time.monotonic() + BACKOFF_SECONDS
@@ -132,7 +165,7 @@ class Publisher:
         if layer is None:
             return False
         try:
-            async_to_sync(_send_all)(layer, messages)
+            self._run(layer, _send_all, messages)
         except Exception as exc:
             with self._lock:
                 self._paused_until = time.monotonic() + BACKOFF_SECONDS

@@ -420,10 +420,8 @@ class LogWriter:
         self._last_beat = time.monotonic()
         now = timezone.now()
         values: dict[str, object] = {"heartbeat": now}
-        job_row = Job.objects.filter(pk=self.job.pk)
         if self.owner:
             values["lease_expires"] = now + dt.timedelta(seconds=self.lease_seconds)
-            job_row = job_row.filter(lease_owner=self.owner)
         if offsets is not None and self._dirty_offsets:
             values["stdout_offset"] = offsets["stdout"]
             values["stderr_offset"] = offsets["stderr"]
@@ -432,6 +430,9 @@ class LogWriter:
         if self.sink is not None:
             self.sink(PendingWrite(self, list(lines), values))
             return
+        job_row = Job.objects.filter(pk=self.job.pk)
+        if self.owner:
+            job_row = job_row.filter(lease_owner=self.owner)
         with transaction.atomic():
             _commit_later()
             # The job's row first: updating it locks it until the commit, so the job
@@ -571,6 +572,9 @@ def _update_jobs(values: dict[int, dict[str, object]], owner: str) -> None:
     if isinstance(lease, datetime):
         sets.append(f"{quote('lease_expires')} = %s")
         params.append(adapt(lease))
+    if connection.vendor == "postgresql":
+        _update_jobs_by_arrays(connection, values, owner, sets, params)
+        return
     for column in ("stdout_offset", "stderr_offset"):
         cases = [(pk, v[column]) for pk, v in values.items() if column in v]
         if cases:
@@ -588,6 +592,41 @@ def _update_jobs(values: dict[int, dict[str, object]], owner: str) -> None:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def _update_jobs_by_arrays(
+    connection: Any,
+    values: dict[int, dict[str, object]],
+    owner: str,
+    sets: list[str],
+    params: list[Any],
+) -> None:
+    """PostgreSQL: the jobs and their offsets as three arrays, so that the statement's
+    text is the same for any number of jobs (a CASE arm per job made a new statement,
+    and the driver parsed it again, at every pass). A job without new offsets keeps its
+    own (NULL in the arrays)."""
+    quote = connection.ops.quote_name
+    table = quote(Job._meta.db_table)
+    pks = list(values)
+    offsets = {
+        column: [values[pk].get(column) for pk in pks]
+        for column in ("stdout_offset", "stderr_offset")
+    }
+    sets = [
+        *sets,
+        *(f"{quote(column)} = COALESCE(v.{column}, {table}.{quote(column)})" for column in offsets),
+    ]
+    # Only quoted identifiers go into the text; every value is a parameter.
+    sql = (
+        f"UPDATE {table} SET {', '.join(sets)} "  # noqa: S608
+        "FROM unnest(%s::integer[], %s::bigint[], %s::bigint[]) "
+        "AS v(id, stdout_offset, stderr_offset) "
+        f"WHERE {table}.{quote('id')} = v.id AND {table}.{quote('lease_owner')} = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql, [*params, pks, offsets["stdout_offset"], offsets["stderr_offset"], owner]
+        )
 
 
 def insert_rows(items: Sequence[tuple[int, _Line]]) -> StoredRows:

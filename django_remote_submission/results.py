@@ -89,12 +89,15 @@ def select_results(
     chosen: list[RemoteFile] = []
     skipped: list[tuple[RemoteFile, str]] = []
     total = 0
+    excluded_files = {item for item in exclude if not item.endswith("/")}
+    excluded_directories = tuple(item for item in exclude if item.endswith("/"))
     for remote in after:
         if before.get(remote.path) == (remote.size, remote.mtime):
             continue
-        if CONTROL_DIRECTORY.match(remote.path) or any(
-            remote.path == item or (item.endswith("/") and remote.path.startswith(item))
-            for item in exclude
+        if (
+            remote.path in excluded_files
+            or remote.path.startswith(excluded_directories)
+            or CONTROL_DIRECTORY.match(remote.path)
         ):
             continue
         if not is_matching(remote.path, patterns):

@@ -477,13 +477,23 @@ class JobRunner:
 
     def collect(self, before: dict[str, tuple[int, float]]) -> dict[str, int]:
         directory = remote_directory(self.job)
+        # Jobs that share the directory upload their programs into it while this one
+        # runs: those files are theirs, never this job's results.
+        programs = (
+            Job.objects.filter(
+                server_id=self.job.server_id, remote_directory=self.job.remote_directory
+            )
+            .exclude(pk=self.job.pk)
+            .values_list("remote_filename", flat=True)
+            .distinct()
+        )
         return collect(
             self.job,
             self.transport,
             directory,
             before,
             patterns=self.options.store_results,
-            exclude=[self.job.remote_filename, f".drs-{self.job.uuid}/"],
+            exclude=[self.job.remote_filename, f".drs-{self.job.uuid}/", *programs],
             report=lambda text: self.writer.note("stderr", text),
         )
 

@@ -1,6 +1,7 @@
 """The WebSocket consumers, driven by WebsocketCommunicator over the in-memory layer."""
 
 import datetime as dt
+import threading
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -356,3 +357,42 @@ def test_a_channel_layer_that_cannot_take_the_socket_closes_it_with_4503(monkeyp
             assert await closed_with(socket) == 4503
 
     run(body)
+
+
+def test_publishing_from_a_worker_thread_keeps_one_redis_connection(settings):
+    import redis
+
+    from django_remote_submission.testing import RedisServer
+
+    server = RedisServer().start()  # its own, so that only this test connects to it
+    redis_url = server.url
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [redis_url], "prefix": "drs-publish-test"},
+        }
+    }
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    probe = redis.Redis.from_url(redis_url)
+    before = probe.info("stats")["total_connections_received"]
+    sent = []
+
+    def publish_many_times():
+        for i in range(20):
+            sent.append(events.publisher.send(events.job_group(1), {"type": "job.logs", "n": i}))
+
+    try:
+        thread = threading.Thread(target=publish_many_times)
+        thread.start()
+        thread.join(60)
+        assert sent == [True] * 20
+        # One connection for the publisher's own event loop, whatever the number of sends
+        # (a loop per send connected again each time).
+        assert probe.info("stats")["total_connections_received"] - before <= 2
+    finally:
+        events.publisher.reset()
+        channel_layers.backends.clear()
+        probe.close()
+        server.stop()

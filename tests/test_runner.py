@@ -262,6 +262,17 @@ def test_another_users_file_changed_during_the_job_is_not_a_result(target):
     assert result_names(results) == ["mine.txt"]
 
 
+def test_the_program_of_a_job_sharing_the_directory_is_not_a_result(target):
+    # The other job's upload is made by this job's program, after the snapshot, as a
+    # job launched meanwhile into the same directory would make it.
+    target.job("print('the other job')\n", remote_filename="other.py")
+    job = target.job(
+        "open('other.py', 'w').write('print(1)')\nopen('mine.txt', 'w').write('mine')\n"
+    )
+    results = submit(target, job)
+    assert result_names(results) == ["mine.txt"]
+
+
 def test_an_oversized_file_is_skipped_and_reported(target):
     job = target.job("open('small.txt', 'w').write('x')\nopen('big.bin', 'w').write('x' * 1000)")
     with override_settings(REMOTE_SUBMISSION_RESULT_MAX_FILE_SIZE=100):
