@@ -139,9 +139,12 @@ class JobLogConsumer(_Consumer):
             await self.close(code=CLOSE_NOT_FOUND)
             return
         # Join before reading history: nothing published meanwhile is missed, and the
-        # cursor drops what history already sent.
+        # cursor drops what history already sent. Watch before reading it too: a worker
+        # that learns of the watch later sends an event whose after_id shows the gap.
         if not await self._join(events.job_group(self.job_pk)):
             return
+        await _in_thread(events.watch, self.job_pk)
+        self._watching = asyncio.ensure_future(self._keep_watching())
         await self._send_stored()
         await self.send_json(
             {
@@ -153,6 +156,20 @@ class JobLogConsumer(_Consumer):
         job = await self._job()
         if job is not None:
             await self.send_json(events.status_payload(job))
+
+    async def _keep_watching(self) -> None:
+        while True:
+            await asyncio.sleep(events.WATCH_SECONDS / 3)
+            try:
+                await _in_thread(events.watch, self.job_pk)
+            except Exception:
+                logger.warning("Could not renew the watch of job %s", self.job_pk, exc_info=True)
+
+    async def disconnect(self, code: int) -> None:
+        watching = getattr(self, "_watching", None)
+        if watching is not None:
+            watching.cancel()
+        await super().disconnect(code)
 
     async def job_status(self, event: dict[str, Any]) -> None:
         if event["payload"].get("finished"):

@@ -7,6 +7,7 @@ source of truth, and a client that missed frames catches up from it.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 import threading
@@ -17,11 +18,14 @@ from typing import Any, Protocol
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
+from django.utils import timezone
 
 from django_remote_submission.models import Job, Log
 
 logger = logging.getLogger(__name__)
 
+#: Seconds a job-log socket's watch lasts (``watch``); it is renewed every third of it.
+WATCH_SECONDS = 60.0
 #: Seconds one publish may take before it is given up.
 PUBLISH_TIMEOUT = 2.0
 #: Seconds publishing pauses after a failure, so a dead layer does not slow jobs down.
@@ -261,6 +265,20 @@ def log_frames(message: dict[str, Any]) -> list[dict[str, Any]]:
             message["ids"], message["times"], message["contents"], message["streams"], strict=True
         )
     ]
+
+
+def watch(job_pk: int) -> None:
+    """Say that someone watches this job's log, for the next ``WATCH_SECONDS``.
+
+    The job-log socket says it when it connects, and again every third of that while it
+    stays open. A worker's follower, which follows many jobs at once, sends a job's log
+    events only while the job is watched: a thousand jobs nobody looks at cost no event
+    at all. A consumer of your own that joins ``job_group(pk)`` for log events calls
+    this too (status events go to the job's group whatever happens).
+    """
+    Job.objects.filter(pk=job_pk).update(
+        watched_until=timezone.now() + dt.timedelta(seconds=WATCH_SECONDS)
+    )
 
 
 def job_saved(sender: type[Job], instance: Job, created: bool, raw: bool, **kwargs: Any) -> None:

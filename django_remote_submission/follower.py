@@ -8,7 +8,7 @@ import logging
 import select
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -29,11 +29,12 @@ from django_remote_submission.logstream import (
     STREAMS,
     LineSplitter,
     LogPolicy,
+    LogRow,
     LogWriter,
     PendingWrite,
     store_writes,
 )
-from django_remote_submission.models import Job
+from django_remote_submission.models import Job, Log
 from django_remote_submission.runner import (
     JobRunner,
     RunOptions,
@@ -110,6 +111,8 @@ class Follower:
     _list_dirty: bool = True
     _next_cancel_check: float = 0.0
     _canceling: set[int] = field(default_factory=set)
+    _watched: set[int] = field(default_factory=set)
+    _nudge: set[int] = field(default_factory=set)
     _thread: threading.Thread | None = None
 
     @property
@@ -317,11 +320,16 @@ class Follower:
 
     def _after_pass(self, ended: list[tuple[int, int]]) -> None:
         now = time.monotonic()
+        checking = now >= self._next_cancel_check
         for followed in self.jobs.values():
             # Due batches, and every quarter of a lease a write that renews it.
             followed.writer.tick()
-        lost = store_writes(self._writes, self.owner, publish_many_logs)
+        if checking:
+            self._check_watched()
+        lost = store_writes(self._writes, self.owner, self._publish)
         self._writes.clear()
+        if self._nudge:  # nothing stored for them this pass: tell their sockets anyway
+            self._publish([])
         for pk in lost:
             logger.warning("Job %s was taken over by another worker; no longer followed", pk)
             if pk in self.jobs:
@@ -334,9 +342,35 @@ class Follower:
             self._list_dirty = True
             done.writer.sink = None
             self.finish(done)
-        if now >= self._next_cancel_check:
+        if checking:
             self._next_cancel_check = now + CANCEL_CHECK_SECONDS
             self._check_cancels()
+
+    def _check_watched(self) -> None:
+        """Which followed jobs someone watches (``events.watch``): only theirs get log
+        events. A job newly watched gets one at the next commit even without new rows:
+        its ``after_id`` lets the socket read what it missed before."""
+        watched = set(
+            Job.objects.filter(
+                watched_until__gt=timezone.now(), lease_owner=self.owner
+            ).values_list("pk", flat=True)
+        ) & set(self.jobs)
+        self._nudge |= watched - self._watched
+        self._watched = watched
+
+    def _publish(self, batches: Sequence[tuple[int, Sequence[LogRow], int | None]]) -> None:
+        """The log events of a pass, for the watched jobs only."""
+        sent = [batch for batch in batches if batch[0] in self._watched]
+        nudged, self._nudge = self._nudge - {batch[0] for batch in sent}, set()
+        for pk in nudged:
+            followed = self.jobs.get(pk)
+            after = followed.writer._last_log_id if followed is not None else None
+            if after is None:
+                last = Log.objects.filter(job_id=pk).order_by("-id").values_list("id").first()
+                after = last[0] if last else 0
+            sent.append((pk, [], after))
+        if sent:
+            publish_many_logs(sent)
 
     def _check_cancels(self) -> None:
         asked = set(

@@ -324,6 +324,16 @@ class Job(TimeStampedModel):
         blank=True,
         help_text=_("Until when the lease owner holds the job without renewing it"),
     )
+    watched_until = models.DateTimeField(
+        _("Watched Until"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "Until when a job-log socket watches the job: its worker sends log events "
+            "while someone watches (see events.watch)"
+        ),
+    )
     run_options = models.JSONField(
         _("Run Options"),
         default=dict,
@@ -362,6 +372,12 @@ class Job(TimeStampedModel):
             models.Index(fields=["owner", "-modified"], name="drs_job_owner_modified_idx"),
             models.Index(fields=["status"], name="drs_job_status_idx"),
             models.Index(fields=["state", "lease_expires"], name="drs_job_state_lease_idx"),
+            # "Which of my jobs are watched now?", asked by followers twice a second.
+            models.Index(
+                fields=["watched_until"],
+                name="drs_job_watched_idx",
+                condition=models.Q(watched_until__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,5 +1,6 @@
 """The WebSocket consumers, driven by WebsocketCommunicator over the in-memory layer."""
 
+import asyncio
 import datetime as dt
 import threading
 
@@ -396,3 +397,28 @@ def test_publishing_from_a_worker_thread_keeps_one_redis_connection(settings):
         channel_layers.backends.clear()
         probe.close()
         server.stop()
+
+
+def test_a_log_socket_watches_its_job_while_it_is_open(monkeypatch):
+    job = make_job()
+    other = make_job(owner=job.owner)
+    monkeypatch.setattr(events, "WATCH_SECONDS", 0.9)  # renewed every 0.3 s
+
+    async def body():
+        socket = await connect(f"/ws/job-log/{job.pk}/", job.owner)
+        await receive_until(socket, is_history_complete)
+        first = await database_sync_to_async(watched_until)(job)
+        assert first is not None
+        assert first > dt.datetime.now(dt.UTC)
+        # Renewed while the socket stays open.
+        while await database_sync_to_async(watched_until)(job) == first:
+            await asyncio.sleep(0.05)
+        await socket.disconnect()
+
+    run(body)
+    other.refresh_from_db()
+    assert other.watched_until is None
+
+
+def watched_until(job):
+    return Job.objects.values_list("watched_until", flat=True).get(pk=job.pk)

@@ -1,12 +1,16 @@
 """A worker host follows many running jobs over one connection, and a running job holds
 no worker slot: real worker processes, the private sshd, numbered lines."""
 
+import asyncio
+import itertools
 import re
 import subprocess
 import threading
 import time
 
 import pytest
+from channels.db import database_sync_to_async
+from django.db import connection
 
 from django_remote_submission.models import Job, Log
 from django_remote_submission.tasks import cancel_job
@@ -109,3 +113,56 @@ def test_a_followed_job_is_canceled(stack, openssh_target):
     seen = numbers(job)
     assert seen == list(range(1, len(seen) + 1))
     assert Log.objects.filter(job=job).count() >= len(seen)
+
+
+def test_log_events_go_only_to_watched_jobs_and_a_new_watcher_sees_the_gap(stack, openssh_target):
+    from asgiref.sync import async_to_sync
+    from channels_redis.core import RedisChannelLayer
+
+    from django_remote_submission import events
+
+    target = openssh_target
+    watched, unwatched = (
+        target.job(FOREVER, title=name, remote_filename=f"{name}.py")
+        for name in ("watched", "unwatched")
+    )
+    stack.start_worker("only", pool="threads", concurrency=2, **WORKER_ENV)
+    for job in (watched, unwatched):
+        submit(stack, target, job)
+    for job in (watched, unwatched):
+        wait_for(stored_lines(job, 20), what="the first lines")
+    wait_for(lambda: stack.log("only").count(b"handed over") >= 2, what="the hand-overs")
+    layer = RedisChannelLayer(hosts=[stack.redis_url], prefix=f"drs-{stack.queue}")
+
+    async def listen():
+        channel = await layer.new_channel()
+        for job in (watched, unwatched):
+            await layer.group_add(events.job_group(job.pk), channel)
+        # As a job-log socket does: watch, then read the history up to now.
+        await database_sync_to_async(events.watch)(watched.pk)
+        history = await database_sync_to_async(last_log_id)(watched)
+        received = []
+        while len([m for m in received if m["type"] == "job.logs"]) < 10:
+            received.append(await asyncio.wait_for(layer.receive(channel), 30))
+        return history, received
+
+    history, received = async_to_sync(listen)()
+    logs = [m for m in received if m["type"] == "job.logs"]
+    assert {m["job_id"] for m in logs} == {watched.pk}
+    # The first event says where the rows it carries (if any) begin: the socket reads
+    # from its history to there from the database, so nothing is missed.
+    assert logs[0]["after_id"] is not None
+    assert logs[0]["after_id"] >= history
+    for before, after in itertools.pairwise(logs):
+        last = before["ids"][-1] if before["ids"] else before["after_id"]
+        assert after["after_id"] == last
+    for job in (watched, unwatched):
+        cancel_job(job.pk)
+    for job in (watched, unwatched):
+        wait_for(lambda job=job: Job.objects.get(pk=job.pk).is_finished, what="the cancels")
+
+
+def last_log_id(job):
+    last = Log.objects.filter(job=job).order_by("-id").values_list("id", flat=True).first()
+    connection.close()
+    return last or 0

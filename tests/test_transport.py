@@ -4,6 +4,7 @@ import hashlib
 import io
 import os
 import time
+import uuid
 
 import pytest
 
@@ -140,6 +141,24 @@ def test_list_tree_sees_files_in_subdirectories(any_transport):
     ]
     assert all(abs(f.mtime - before) < 120 for f in listing)
     assert t.list_tree(f"{workdir}/nope") == []
+
+
+def test_list_tree_leaves_out_the_control_directories_at_its_top(any_transport):
+    t, workdir = any_transport.transport, any_transport.workdir
+    for control in (f".drs-{uuid.uuid4()}", ".drs-follow"):
+        t.mkdir_p(f"{workdir}/{control}")
+        t.put_bytes(b"out", f"{workdir}/{control}/out")
+    # Only those names, and only right under the listed directory.
+    for kept in (".drs-notes/a", ".drs-follow.txt", f"sub/.drs-{uuid.uuid4()}/b", "c"):
+        t.mkdir_p(f"{workdir}/{kept}".rsplit("/", 1)[0])
+        t.put_bytes(b"x", f"{workdir}/{kept}")
+    listing = [f.path for f in t.list_tree(workdir)]
+    assert sorted(p.split("/")[0] for p in listing) == [".drs-follow.txt", ".drs-notes", "c", "sub"]
+    assert len(listing) == 4
+    if hasattr(t, "_sftp_list_tree"):
+        assert [f.path for f in t._sftp_list_tree(workdir)] == listing
+        # The listing came from find (SFTP would have said whole seconds), pruned there.
+        assert any(f.mtime != int(f.mtime) for f in t.list_tree(workdir))
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)

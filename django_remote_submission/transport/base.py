@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import io
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -46,6 +47,15 @@ class RemoteFile:
     path: str
     size: int
     mtime: float
+
+
+#: The name of a job's control directory (``.drs-<job uuid>``) or of the followers'
+#: (``.drs-follow``), as ``list_tree`` leaves them out.
+CONTROL_NAME = re.compile(
+    r"\.drs-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|follow)"
+)
+#: The same, as a pattern of ``find -name``.
+CONTROL_GLOBS = (".drs-????????-????-????-????-????????????", ".drs-follow")
 
 
 class ByteStream(abc.ABC):
@@ -149,7 +159,10 @@ class Transport(abc.ABC):
     def list_tree(self, path: str) -> list[RemoteFile]:
         """Every regular file under ``path`` that the login owns, in subdirectories too;
         [] if ``path`` is missing. Other users' files are left out: in a shared directory
-        they are not the job's, even when they changed while it ran."""
+        they are not the job's, even when they changed while it ran. So are the jobs'
+        control directories right under ``path`` (``CONTROL_NAME``): never results, and
+        a thousand jobs sharing a directory would make each listing a thousand times
+        longer."""
 
     # Shared operations ---------------------------------------------------------------
 

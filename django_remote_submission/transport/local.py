@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import IO
 
 from django_remote_submission.exceptions import CommandTimedOut, TransportError
-from django_remote_submission.transport.base import ByteStream, CommandResult, RemoteFile, Transport
+from django_remote_submission.transport.base import (
+    CONTROL_NAME,
+    ByteStream,
+    CommandResult,
+    RemoteFile,
+    Transport,
+)
 
 CHUNK = 1024 * 1024
 
@@ -124,7 +130,9 @@ class LocalTransport(Transport):
         root = self._path(path)
         owner = os.getuid()  # only this user's files, as over SSH
         found: list[RemoteFile] = []
-        for directory, _, names in os.walk(root):
+        for directory, subdirectories, names in os.walk(root):
+            if directory == str(root):
+                subdirectories[:] = [d for d in subdirectories if not CONTROL_NAME.fullmatch(d)]
             for name in names:
                 full = Path(directory) / name
                 try:

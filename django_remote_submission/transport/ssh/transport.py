@@ -21,7 +21,13 @@ from django_remote_submission.exceptions import (
     ConnectionFailed,
     TransportError,
 )
-from django_remote_submission.transport.base import ByteStream, CommandResult, RemoteFile
+from django_remote_submission.transport.base import (
+    CONTROL_GLOBS,
+    CONTROL_NAME,
+    ByteStream,
+    CommandResult,
+    RemoteFile,
+)
 from django_remote_submission.transport.shell import qpath, quote, remote_path
 from django_remote_submission.transport.ssh.connect import _FAILURES, _text
 from django_remote_submission.transport.ssh.sessions import _SSHSessions
@@ -251,10 +257,17 @@ class SSHTransport(_SSHSessions):
             raise self._sftp_error(exc, "read", path) from None
 
     def mkdir_p(self, path: str) -> None:
-        # One SFTP request when the directory is there already, as it usually is.
+        # One SFTP request when the directory is there already, as it usually is, or
+        # when only its last part is missing (a job's control directory): no command,
+        # which would cost the server a process for each job launched.
         try:
             if stat.S_ISDIR(self.sftp.stat(path).st_mode or 0):
                 return
+        except _FAILURES:
+            pass
+        try:
+            self.sftp.mkdir(path)
+            return
         except _FAILURES:
             pass
         super().mkdir_p(path)
@@ -276,7 +289,13 @@ class SSHTransport(_SSHSessions):
         # seconds only, and a request per directory. It is the fallback.
         # Only the login's own files: a shared directory (/tmp) also holds other users'
         # files, changed while the job ran, that are none of this job's business.
-        result = self.run_shell(f'find {qpath(path)} -type f -uid "$(id -u)" {_FIND_PRINTF}')
+        # From inside the directory, so that the pruned control directories are named
+        # by a pattern free of the directory's own name (which may hold glob characters).
+        names = " -o ".join(f"-name {shlex.quote(glob)}" for glob in CONTROL_GLOBS)
+        result = self.run_shell(
+            f"cd {qpath(path)} && find . -path './.drs-*' -type d \\( {names} \\) -prune "
+            f'-o -type f -uid "$(id -u)" {_FIND_PRINTF}'
+        )
         fields = result.stdout.split(b"\0")
         if result.stdout and len(fields) % 3 == 1 and fields[-1] == b"":
             found = [
@@ -308,7 +327,8 @@ class SSHTransport(_SSHSessions):
                     name = f"{relative}/{entry.filename}" if relative else entry.filename
                     mode = entry.st_mode or 0
                     if stat.S_ISDIR(mode):
-                        pending.append(name)
+                        if relative or not CONTROL_NAME.fullmatch(entry.filename):
+                            pending.append(name)
                     elif stat.S_ISREG(mode) and entry.st_uid == owner:
                         found.append(
                             RemoteFile(name, entry.st_size or 0, float(entry.st_mtime or 0))
