@@ -11,6 +11,7 @@ are at most 0.1 s pessimistic).
     python bench/bench_scale.py                  # 10 and 100 jobs (what `make bench` runs)
     python bench/bench_scale.py --jobs 1000 --seconds 300
     python bench/bench_scale.py --jobs 1000 --servers 10
+    python bench/bench_scale.py --jobs 1000 --seconds 400 --slots 8
 
 Needs root (the private sshd), PostgreSQL at BENCH_POSTGRES_URL (a scratch database is
 made and dropped) and about 4 GB of memory for 1,000 bash programs. Asserts nothing.
@@ -87,7 +88,7 @@ def db_connections() -> int:
         return int(cursor.fetchone()[0])
 
 
-def run(jobs: int, servers: int, seconds: int, work: Path) -> dict[str, object]:
+def run(jobs: int, servers: int, seconds: int, work: Path, slots: int) -> dict[str, object]:
     from celery import Celery
     from django.db import connection
 
@@ -127,8 +128,8 @@ def run(jobs: int, servers: int, seconds: int, work: Path) -> dict[str, object]:
     log = (work / f"worker-{jobs}.log").open("wb")
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "-P", "threads",
-         "-c", "4", "-Q", queue, "--without-gossip", "--without-mingle", "--without-heartbeat",
-         "-l", "WARNING"],
+         "-c", str(slots), "-Q", queue, "--without-gossip", "--without-mingle",
+         "--without-heartbeat", "-l", "WARNING"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     client = Celery("bench", broker=redis.url, set_as_current=False)
@@ -259,6 +260,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, action="append")
     parser.add_argument("--servers", type=int, default=1)
     parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--slots", type=int, default=4, help="the worker's threads (-c)")
     arguments = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_scale needs root: the private sshd logs in its own test account")
@@ -281,7 +283,7 @@ def main() -> None:
     )
     try:
         for jobs in arguments.jobs or [10, 100]:
-            r = run(jobs, arguments.servers, arguments.seconds, work)
+            r = run(jobs, arguments.servers, arguments.seconds, work, arguments.slots)
             outcomes = ",".join(f"{k}:{v}" for k, v in sorted(r["outcomes"].items()))  # type: ignore[attr-defined]
             print(
                 f"  {r['jobs']:>5} {r['servers']:>7}  {outcomes:<18} {r['lost']:>4} "

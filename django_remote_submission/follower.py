@@ -476,6 +476,7 @@ class Engine:
     owner: str
     on_end: OnEnd
     followers: dict[Key, Follower] = field(default_factory=dict)
+    _finishing: set[int] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _finishers: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(FINISHERS, thread_name_prefix="drs-finish")
@@ -529,6 +530,10 @@ class Engine:
         report_end(job, self.on_end, lambda: resume_job(job, self.owner, note=False))
 
     def _finish(self, followed: Followed) -> None:
+        # Held here until a finisher is done with it: the sweep must not take over a job
+        # waiting for a finisher as if nobody followed it.
+        with self._lock:
+            self._finishing.add(followed.job.pk)
         self._finishers.submit(self._finish_now, followed)
 
     def _finish_now(self, followed: Followed) -> None:
@@ -538,14 +543,28 @@ class Engine:
             runner.writer = followed.writer
             return runner.complete_followed(followed.process, followed.splitters, followed.read)
 
-        report_end(followed.job, self.on_end, complete)
+        try:
+            report_end(followed.job, self.on_end, complete)
+        finally:
+            with self._lock:
+                self._finishing.discard(followed.job.pk)
+
+    def renew_finishing(self) -> None:
+        """Renew the leases of the jobs waiting for a finisher (nothing writes for them
+        meanwhile, and many jobs ending at once can wait longer than a lease)."""
+        with self._lock:
+            waiting = list(self._finishing)
+        if waiting:
+            jobs.renew(self.owner, waiting)
 
     def stop(self) -> list[int]:
         held: list[int] = []
         with self._lock:
             for follower in self.followers.values():
                 held += follower.stop()
-        self._finishers.shutdown(wait=False)
+            # Those waiting for a finisher go too: another worker finishes them.
+            held += self._finishing
+        self._finishers.shutdown(wait=False, cancel_futures=True)
         return held
 
     @property
@@ -555,4 +574,6 @@ class Engine:
 
     def follows(self, pk: int) -> bool:
         with self._lock:
-            return any(follower.holds(pk) for follower in self.followers.values())
+            return pk in self._finishing or any(
+                follower.holds(pk) for follower in self.followers.values()
+            )

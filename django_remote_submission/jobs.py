@@ -259,6 +259,14 @@ def take_over(job: Job, owner: str) -> bool:
     return bool(updated)
 
 
+def renew(owner: str, job_pks: Iterable[int]) -> int:
+    """Renew ``owner``'s leases on these jobs (those it still holds): for jobs it holds
+    without writing their logs, such as those waiting for a finisher."""
+    return Job.objects.filter(
+        pk__in=list(job_pks), lease_owner=owner, state__in=list(OWNED)
+    ).update(lease_expires=lease_end())
+
+
 def release(owner: str, job_pks: Iterable[int]) -> int:
     """Let go of jobs at once (a worker shutting down): the sweep of any live worker
     takes them over at its next pass instead of waiting for the leases to expire."""

@@ -93,6 +93,8 @@ class Sweep:
                 if time.monotonic() >= next_queue_check:
                     next_queue_check = time.monotonic() + conf.LEASE_SECONDS / 4
                     self.resend_lost()
+                    if self.engine is not None:
+                        self.engine.renew_finishing()
                 if time.monotonic() >= next_reattach:
                     next_reattach = time.monotonic() + 3 * conf.LEASE_SECONDS
                     self.reattach_gone()

@@ -166,3 +166,49 @@ def last_log_id(job):
     last = Log.objects.filter(job=job).order_by("-id").values_list("id", flat=True).first()
     connection.close()
     return last or 0
+
+
+NUMBERED = """
+import time
+for i in range(1, 31):
+    print("n", i, flush=True)
+    time.sleep(0.05)
+"""
+
+
+def test_without_perl_on_the_server_each_job_is_followed_over_its_own_sessions(
+    openssh_target,
+):
+    from django_remote_submission import jobs
+    from django_remote_submission.follower import Engine, Follower, follower_key
+    from django_remote_submission.runner import HandedOver, run_job
+
+    target = openssh_target
+    job = target.job(NUMBERED, remote_filename="alone.py")
+    options = target.options()
+    ends = []
+    engine = Engine(
+        jobs.new_owner(),
+        lambda job, results, error: ends.append((results, error, threading.current_thread().name)),
+    )
+    with pytest.raises(HandedOver):
+        run_job(job, options, hand_over_after=0)
+    job.refresh_from_db()
+    assert jobs.take_over(job, engine.owner)
+    # What a follower that found no perl on the server is (its check sets no_reader).
+    key = follower_key(job, options)
+    engine.followers[key] = Follower(
+        key, engine.owner, engine._finish, engine._follow_alone, engine.on_end, no_reader=True
+    )
+    try:
+        engine.adopt(job)
+        wait_for(lambda: ends, what="the job's end")
+    finally:
+        engine.stop()
+    [(results, error, thread)] = ends
+    assert (results, error) == ({}, None)
+    # Followed and ended by a thread of its own, not by a reader and the finishers.
+    assert thread == f"drs-job-{job.pk}"
+    job.refresh_from_db()
+    assert (job.state, job.exit_code) == ("success", 0), job.error
+    assert numbers(job) == list(range(1, 31))

@@ -178,3 +178,42 @@ def test_a_lease_is_taken_over_only_once_it_expired_and_by_one_actor():
     assert job.lease_owner == "b:released"
     assert jobs.was_released(job)
     assert list(jobs.orphaned()) == [job]
+
+
+def test_a_job_waiting_for_a_finisher_stays_followed_and_keeps_its_lease(transactional_db):
+    """A thousand jobs ending at once wait for the finishers longer than a lease: the
+    sweep must not take them over from their own worker meanwhile."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django_remote_submission.follower import Engine, Followed
+    from django_remote_submission.logstream import LineSplitter, LogPolicy, LogWriter
+    from django_remote_submission.runner import RunOptions
+    from django_remote_submission.transport.detached import DetachedProcess
+
+    ended = []
+    engine = Engine(
+        "here:1:abcd",
+        lambda job, results, error: ended.append(error),
+        _finishers=ThreadPoolExecutor(1),
+    )
+    soon = timezone.now() + dt.timedelta(seconds=1)
+    job = running(lease_owner=engine.owner, lease_expires=soon)
+    busy = threading.Event()
+    engine._finishers.submit(busy.wait, 30)  # the only finisher is busy
+    writer = LogWriter(job, LogPolicy.LOG_LIVE, batch_lines=10, batch_seconds=1, max_bytes=None)
+    process = DetachedProcess(4242, 4243, f".drs-{job.uuid}")
+    followed = Followed(job, RunOptions(), process, writer, [LineSplitter(100)] * 2, [0, 0])
+    engine._finish(followed)
+    try:
+        assert engine.follows(job.pk)
+        engine.renew_finishing()
+        job.refresh_from_db()
+        assert job.lease_expires > soon + dt.timedelta(seconds=10)
+        # Not the sweep's to take over: its lease is live, and its engine holds it.
+        assert job.pk not in set(jobs.orphaned().values_list("pk", flat=True))
+    finally:
+        busy.set()
+        engine._finishers.shutdown(wait=True)
+    # Its finisher ran (and failed: there is no such server) and let go of it.
+    assert len(ended) == 1
+    assert not engine.follows(job.pk)

@@ -302,7 +302,14 @@ class SSHTransport(_SSHSessions):
                 RemoteFile(name.decode("utf-8", "replace"), int(size), float(mtime))
                 for name, size, mtime in zip(fields[0::3], fields[1::3], fields[2::3], strict=False)
             ]
-            if not result.ok:
+            # A file or directory removed while find looked (another job's control
+            # directory, cleaned up as it ended) is no trouble.
+            trouble = [
+                line
+                for line in result.stderr.decode("utf-8", "replace").splitlines()
+                if not line.endswith(": No such file or directory")
+            ]
+            if not result.ok and trouble:
                 logger.warning("Listing %s on %s: %s", path, self.description, result.reason())
             return sorted(found, key=lambda f: f.path)
         if result.ok:
