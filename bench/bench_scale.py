@@ -103,7 +103,7 @@ def run(jobs: int, servers: int, seconds: int, work: Path, slots: int) -> dict[s
     owner = make_user(f"bench-{uuid.uuid4().hex[:6]}")
     bash = make_interpreter(name="bash", path="/bin/bash")
     for index in range(servers):
-        sshd = OpenSSHServer(work / f"sshd-{index}")
+        sshd = OpenSSHServer(work / f"sshd-{jobs}-{index}")
         account = sshd.start()
         sshds.append(sshd)
         accounts.append(account)
