@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import secrets
 import socket
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from django.db import router
+from django.db import connections, router
 from django.db.models import Q, QuerySet
 from django.db.models.signals import post_save
 from django.utils import timezone
@@ -265,6 +267,60 @@ def renew(owner: str, job_pks: Iterable[int]) -> int:
     return Job.objects.filter(
         pk__in=list(job_pks), lease_owner=owner, state__in=list(OWNED)
     ).update(lease_expires=lease_end())
+
+
+#: Jobs this process holds while nothing writes for them (being staged and launched):
+#: pk -> owner. This process's sweep renews their leases (``renew_kept``); a process
+#: without a sweep (a prefork pool's child) renews them from a thread of ``keep``'s.
+_kept: dict[int, str] = {}
+_kept_lock = threading.Lock()
+#: The process whose sweep calls ``renew_kept`` (0: none). A pid, not a flag: a pool
+#: process forked from the sweeping one inherits the value but not the sweep's thread.
+sweep_pid = 0
+
+
+@contextlib.contextmanager
+def keep(job_pk: int, owner: str) -> Iterator[None]:
+    """Keep ``owner``'s lease on a job alive for as long as the block runs: staging and
+    launching write nothing for the job, and on a slow server take longer than a lease.
+    Without it, the sweep took such a job for an orphan and launched it a second time."""
+    with _kept_lock:
+        _kept[job_pk] = owner
+    stop = threading.Event()
+    thread = None
+    if sweep_pid != os.getpid():
+        thread = threading.Thread(
+            target=_renew_until, args=(stop, job_pk, owner), name=f"drs-lease-{job_pk}"
+        )
+        thread.start()
+    try:
+        yield
+    finally:
+        with _kept_lock:
+            _kept.pop(job_pk, None)
+        stop.set()
+        if thread is not None:
+            thread.join()
+
+
+def _renew_until(stop: threading.Event, job_pk: int, owner: str) -> None:
+    try:
+        while not stop.wait(conf.LEASE_SECONDS / 4):
+            renew(owner, [job_pk])
+    except Exception:
+        logger.warning("Could not renew the lease of job %s", job_pk, exc_info=True)
+    finally:
+        connections.close_all()
+
+
+def renew_kept() -> int:
+    """The sweep's part of ``keep``: renew the leases of the jobs kept in this process."""
+    with _kept_lock:
+        kept = dict(_kept)
+    renewed = 0
+    for owner in set(kept.values()):
+        renewed += renew(owner, [pk for pk, held_by in kept.items() if held_by == owner])
+    return renewed
 
 
 def release(owner: str, job_pks: Iterable[int]) -> int:

@@ -261,8 +261,9 @@ class JobRunner:
             raise ConnectionLost(str(exc)) from exc
 
     def _run_from_start(self) -> dict[str, int]:
-        before = self.stage()
-        process = self.launch()
+        with jobs.keep(self.job.pk, self.owner):
+            before = self.stage()
+            process = self.launch()
         return self._complete(process, before)
 
     def _run_resumed(self) -> dict[str, int]:

@@ -4,6 +4,7 @@ sends lost queued jobs again, and the threads that follow the jobs it took over.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -69,6 +70,7 @@ class Sweep:
 
     def start(self) -> None:
         self.engine = Engine(self.owner, self.on_end)
+        jobs.sweep_pid = os.getpid()
         self._thread = threading.Thread(target=self._loop, name="drs-sweep", daemon=True)
         self._thread.start()
         logger.info("The job sweep runs every %.1f s as %s", conf.LEASE_SECONDS / 4, self.owner)
@@ -77,6 +79,7 @@ class Sweep:
         """Stop sweeping, and let go of the jobs followed here at once: another worker's
         sweep takes them over at its next pass."""
         self._stop.set()
+        jobs.sweep_pid = 0
         with self._lock:
             followed = list(self._followed)
         if self.engine is not None:
@@ -93,6 +96,7 @@ class Sweep:
                 if time.monotonic() >= next_queue_check:
                     next_queue_check = time.monotonic() + conf.LEASE_SECONDS / 4
                     self.resend_lost()
+                    jobs.renew_kept()
                     if self.engine is not None:
                         self.engine.renew_finishing()
                 if time.monotonic() >= next_reattach:

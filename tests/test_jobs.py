@@ -2,6 +2,7 @@
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 from django.db import connection
@@ -217,3 +218,37 @@ def test_a_job_waiting_for_a_finisher_stays_followed_and_keeps_its_lease(transac
     # Its finisher ran (and failed: there is no such server) and let go of it.
     assert len(ended) == 1
     assert not engine.follows(job.pk)
+
+
+@override_settings(REMOTE_SUBMISSION_LEASE_SECONDS=0.4)  # renewed every 0.1 s
+def test_a_job_being_launched_keeps_its_lease_from_a_thread_of_its_own(transactional_db):
+    """Staging on a slow server writes nothing for the job: without a kept lease, the
+    sweep took such a job for an orphan and launched it a second time."""
+    owner = "here:1:abcd"
+    job = running(state="starting", lease_owner=owner, lease_expires=timezone.now())
+    seen = {job.lease_expires}
+    with jobs.keep(job.pk, owner):
+        assert any(t.name == f"drs-lease-{job.pk}" for t in threading.enumerate())
+        deadline = time.monotonic() + 30
+        while len(seen) < 4 and time.monotonic() < deadline:
+            seen.add(Job.objects.values_list("lease_expires", flat=True).get(pk=job.pk))
+            time.sleep(0.05)
+    assert len(seen) >= 4  # renewed again and again, each time further
+    assert not any(t.name == f"drs-lease-{job.pk}" for t in threading.enumerate())
+
+
+def test_a_job_being_launched_in_a_sweeping_process_is_renewed_by_the_sweep(db, monkeypatch):
+    import os
+
+    monkeypatch.setattr(jobs, "sweep_pid", os.getpid())
+    owner = "here:1:abcd"
+    past = timezone.now() - dt.timedelta(seconds=5)
+    job = running(state="starting", lease_owner=owner, lease_expires=past)
+    assert job.pk in set(jobs.orphaned().values_list("pk", flat=True))
+    with jobs.keep(job.pk, owner):
+        assert not any(t.name == f"drs-lease-{job.pk}" for t in threading.enumerate())
+        assert jobs.renew_kept() == 1
+        job.refresh_from_db()
+        assert job.lease_expires > past
+        assert job.pk not in set(jobs.orphaned().values_list("pk", flat=True))
+    assert jobs.renew_kept() == 0  # let go of once the block ends
