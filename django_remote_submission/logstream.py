@@ -630,15 +630,11 @@ def _update_jobs_by_arrays(
 
 
 def insert_rows(items: Sequence[tuple[int, _Line]]) -> StoredRows:
-    """Rows of many jobs (a follower's pass), ids returned in the order given. A single
-    job's rows go by ``insert_logs`` (COPY on PostgreSQL)."""
-    if len({job_id for job_id, _ in items}) <= 1:
-        return insert_logs(items[0][0], [line for _, line in items]) if items else _NO_ROWS
+    """Rows of many jobs (a follower's pass), ids returned in the order given."""
+    if not items:
+        return _NO_ROWS
     job_ids, lines = zip(*items, strict=True)
-    connection = connections[router.db_for_write(Log)]
-    if connection.vendor == "postgresql" and _is_psycopg3():
-        return _copy_logs(connection, job_ids, lines)
-    return _insert_values(connection, job_ids, lines)
+    return _insert(job_ids, lines)
 
 
 def _insert_values(connection: Any, job_ids: Sequence[int], lines: Sequence[_Line]) -> StoredRows:
@@ -698,8 +694,13 @@ def insert_logs(job_id: int, lines: Sequence[_Line]) -> StoredRows:
     """
     if not lines:
         return _NO_ROWS
+    return _insert([job_id] * len(lines), lines)
+
+
+def _insert(job_ids: Sequence[int], lines: Sequence[_Line]) -> StoredRows:
+    """Rows (of the jobs ``job_ids``, one each): by COPY on PostgreSQL, elsewhere by
+    ``_insert_values``."""
     connection = connections[router.db_for_write(Log)]
-    job_ids = [job_id] * len(lines)
     if connection.vendor == "postgresql" and _is_psycopg3():
         return _copy_logs(connection, job_ids, lines)
     return _insert_values(connection, job_ids, lines)
