@@ -476,7 +476,6 @@ class Engine:
     owner: str
     on_end: OnEnd
     followers: dict[Key, Follower] = field(default_factory=dict)
-    _finishing: set[int] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _finishers: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(FINISHERS, thread_name_prefix="drs-finish")
@@ -530,10 +529,10 @@ class Engine:
         report_end(job, self.on_end, lambda: resume_job(job, self.owner, note=False))
 
     def _finish(self, followed: Followed) -> None:
-        # Held here until a finisher is done with it: the sweep must not take over a job
-        # waiting for a finisher as if nobody followed it.
-        with self._lock:
-            self._finishing.add(followed.job.pk)
+        # Held here until a finisher is done with it: nothing writes for it meanwhile,
+        # and many jobs ending at once can wait longer than a lease. The sweep renews
+        # its lease, and must not take it over as if nobody followed it.
+        jobs.hold(followed.job.pk, self.owner)
         self._finishers.submit(self._finish_now, followed)
 
     def _finish_now(self, followed: Followed) -> None:
@@ -546,16 +545,7 @@ class Engine:
         try:
             report_end(followed.job, self.on_end, complete)
         finally:
-            with self._lock:
-                self._finishing.discard(followed.job.pk)
-
-    def renew_finishing(self) -> None:
-        """Renew the leases of the jobs waiting for a finisher (nothing writes for them
-        meanwhile, and many jobs ending at once can wait longer than a lease)."""
-        with self._lock:
-            waiting = list(self._finishing)
-        if waiting:
-            jobs.renew(self.owner, waiting)
+            jobs.let_go(followed.job.pk)
 
     def stop(self) -> list[int]:
         held: list[int] = []
@@ -563,7 +553,7 @@ class Engine:
             for follower in self.followers.values():
                 held += follower.stop()
             # Those waiting for a finisher go too: another worker finishes them.
-            held += self._finishing
+            held += jobs.kept(self.owner)
         self._finishers.shutdown(wait=False, cancel_futures=True)
         return held
 
@@ -574,6 +564,6 @@ class Engine:
 
     def follows(self, pk: int) -> bool:
         with self._lock:
-            return pk in self._finishing or any(
+            return pk in jobs.kept(self.owner) or any(
                 follower.holds(pk) for follower in self.followers.values()
             )

@@ -269,9 +269,10 @@ def renew(owner: str, job_pks: Iterable[int]) -> int:
     ).update(lease_expires=lease_end())
 
 
-#: Jobs this process holds while nothing writes for them (being staged and launched):
-#: pk -> owner. This process's sweep renews their leases (``renew_kept``); a process
-#: without a sweep (a prefork pool's child) renews them from a thread of ``keep``'s.
+#: Jobs this process holds while nothing writes for them (being staged and launched,
+#: waiting for a finisher): pk -> owner. This process's sweep renews their leases
+#: (``renew_kept``); a process without a sweep (a prefork pool's child) renews them
+#: from a thread of ``keep``'s.
 _kept: dict[int, str] = {}
 _kept_lock = threading.Lock()
 #: The process whose sweep calls ``renew_kept`` (0: none). A pid, not a flag: a pool
@@ -284,8 +285,7 @@ def keep(job_pk: int, owner: str) -> Iterator[None]:
     """Keep ``owner``'s lease on a job alive for as long as the block runs: staging and
     launching write nothing for the job, and on a slow server take longer than a lease.
     Without it, the sweep took such a job for an orphan and launched it a second time."""
-    with _kept_lock:
-        _kept[job_pk] = owner
+    hold(job_pk, owner)
     stop = threading.Event()
     thread = None
     if sweep_pid != os.getpid():
@@ -296,11 +296,27 @@ def keep(job_pk: int, owner: str) -> Iterator[None]:
     try:
         yield
     finally:
-        with _kept_lock:
-            _kept.pop(job_pk, None)
+        let_go(job_pk)
         stop.set()
         if thread is not None:
             thread.join()
+
+
+def hold(job_pk: int, owner: str) -> None:
+    """Count a job among those ``renew_kept`` renews, until ``let_go``."""
+    with _kept_lock:
+        _kept[job_pk] = owner
+
+
+def let_go(job_pk: int) -> None:
+    with _kept_lock:
+        _kept.pop(job_pk, None)
+
+
+def kept(owner: str) -> list[int]:
+    """The jobs ``owner`` holds in this process without writing for them."""
+    with _kept_lock:
+        return [pk for pk, held_by in _kept.items() if held_by == owner]
 
 
 def _renew_until(stop: threading.Event, job_pk: int, owner: str) -> None:

@@ -97,8 +97,6 @@ class Sweep:
                     next_queue_check = time.monotonic() + conf.LEASE_SECONDS / 4
                     self.resend_lost()
                     jobs.renew_kept()
-                    if self.engine is not None:
-                        self.engine.renew_finishing()
                 if time.monotonic() >= next_reattach:
                     next_reattach = time.monotonic() + 3 * conf.LEASE_SECONDS
                     self.reattach_gone()

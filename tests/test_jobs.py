@@ -207,7 +207,7 @@ def test_a_job_waiting_for_a_finisher_stays_followed_and_keeps_its_lease(transac
     engine._finish(followed)
     try:
         assert engine.follows(job.pk)
-        engine.renew_finishing()
+        jobs.renew_kept()  # as the sweep of its process does
         job.refresh_from_db()
         assert job.lease_expires > soon + dt.timedelta(seconds=10)
         # Not the sweep's to take over: its lease is live, and its engine holds it.
