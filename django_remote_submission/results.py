@@ -20,7 +20,7 @@ from django.core.files import File
 
 from django_remote_submission.conf import conf
 from django_remote_submission.models import Job, Result
-from django_remote_submission.transport.base import RemoteFile, Transport
+from django_remote_submission.transport.base import CONTROL_NAME, RemoteFile, Transport
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class Selection:
 
 #: The control directories of jobs (each job's own, ``.drs-<uuid>``, and the worker
 #: host's followers', ``.drs-follow``): never results, whichever job shares the directory.
-CONTROL_DIRECTORY = re.compile(r"\.drs-([0-9a-f]{8}-[0-9a-f-]{27}|follow)/")
+CONTROL_DIRECTORY = re.compile(rf"{CONTROL_NAME.pattern}/")
 
 
 def select_results(

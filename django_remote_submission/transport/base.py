@@ -51,9 +51,7 @@ class RemoteFile:
 
 #: The name of a job's control directory (``.drs-<job uuid>``) or of the followers'
 #: (``.drs-follow``), as ``list_tree`` leaves them out.
-CONTROL_NAME = re.compile(
-    r"\.drs-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|follow)"
-)
+CONTROL_NAME = re.compile(r"\.drs-([0-9a-f]{8}-[0-9a-f-]{27}|follow)")
 #: The same, as a pattern of ``find -name``.
 CONTROL_GLOBS = (".drs-????????-????-????-????-????????????", ".drs-follow")
 
