@@ -67,8 +67,9 @@ class Selection:
     skipped: list[tuple[RemoteFile, str]]
 
 
-#: The control directories of jobs (each job's own, ``.drs-<uuid>``, and the worker
-#: host's followers', ``.drs-follow``): never results, whichever job shares the directory.
+#: The control directories of jobs (each job's own, ``.drs-<uuid>``, the worker host's
+#: followers', ``.drs-follow``, and the login's process tracker's, ``.drs-tracker``):
+#: never results, whichever job shares the directory.
 CONTROL_DIRECTORY = re.compile(rf"{CONTROL_NAME.pattern}/")
 
 

@@ -330,3 +330,105 @@ def test_processes_that_survive_kill_are_named_in_the_reason(local_target, trans
         assert mark in job.error
     finally:
         kill_marked(target, mark)
+
+
+#: A program whose child leaves its tree: a middle process starts a child in a session of
+#: its own, writes the child's pid to the file named by $1, and exits 3 s later (a look
+#: of the tracker, once a second, must have recorded the child by then). The child is
+#: then no descendant of the program, and in none of its groups or sessions.
+ESCAPE = r"""
+sh -c 'setsid sleep 1000 </dev/null >/dev/null 2>&1 &
+  echo $! > "$1.tmp" && mv "$1.tmp" "$1"; sleep 3' sh "$1" &
+wait
+echo middle gone
+exec sleep 1000
+"""
+TRACKERS = """pgrep -u "$(id -u)" -f '[t]ree[.]sh tracker' || :"""
+
+
+def escaped_child(t, workdir, name, process):
+    """The pid of the job's escaped child, once its middle process has exited."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        out = t.read_file(process.stdout_path) if t.exists(process.stdout_path) else b""
+        if out == b"middle gone\n":
+            return t.read_file(f"{workdir}/{name}").decode().strip()
+        time.sleep(0.1)
+    raise AssertionError(f"the job's middle process did not exit: {out!r}")
+
+
+def recorded_pids(t, process):
+    text = t.read_file(process.tree_path).decode()
+    return {line.split()[0] for line in text.splitlines() if line.strip()}
+
+
+def alive(t, pid):
+    """Whether the process runs (a zombie that nobody reaps has ended)."""
+    state = t.run(["ps", "-o", "stat=", "-p", pid]).stdout.decode().strip()
+    return bool(state) and not state.startswith("Z")
+
+
+def trackers(t):
+    return t.run_shell(TRACKERS).stdout.split()
+
+
+def test_one_tracker_records_the_escaped_children_of_all_the_logins_jobs(any_transport):
+    t, workdir = any_transport.transport, any_transport.workdir
+    processes = [
+        t.start_detached(
+            ["sh", "-c", ESCAPE, "sh", f"escaped-{i}"],
+            cwd=workdir,
+            control_directory=f"{workdir}/.c{i}",
+        )
+        for i in range(3)
+    ]
+    children = []
+    try:
+        children = [escaped_child(t, workdir, f"escaped-{i}", p) for i, p in enumerate(processes)]
+        # Each job's record holds its own escaped child, and none of the others'.
+        for process, child in zip(processes, children, strict=True):
+            recorded = recorded_pids(t, process)
+            assert child in recorded
+            assert recorded.isdisjoint(set(children) - {child})
+        # One tracker follows them all (the login's, in ~/.drs-tracker).
+        assert len(trackers(t)) == 1
+        for process, child in zip(processes, children, strict=True):
+            assert t.stop(process, grace=1) == []
+            assert t.wait_for_exit_code(process) == 128 + 15
+            assert not alive(t, child)
+        # With no job left to follow, the tracker ends, and lets go of their links.
+        deadline = time.monotonic() + 15
+        while trackers(t) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert trackers(t) == []
+        links = t.run_shell('ls -A "$HOME/.drs-tracker/jobs"').stdout.decode().split()
+        assert not {str(p.pgid) for p in processes} & set(links)
+    finally:
+        for process in processes:
+            t.terminate_group(process.pgid, grace=0.5)
+        if children:
+            t.run(["kill", "-KILL", *children])
+
+
+def test_a_login_without_a_tracker_directory_has_each_job_tracked_alone(any_transport):
+    # ~/.drs-tracker cannot be made (here: a file has its name): each job's monitor
+    # records its program's tree itself, as before there was a tracker of the login.
+    if any_transport.name == "local":
+        pytest.skip("would take the shared tracker away from the other tests of this user")
+    t, workdir = any_transport.transport, any_transport.workdir
+    t.run_shell('rm -rf "$HOME/.drs-tracker" && : > "$HOME/.drs-tracker"')
+    process = t.start_detached(
+        ["sh", "-c", ESCAPE, "sh", "escaped"], cwd=workdir, control_directory=f"{workdir}/.c"
+    )
+    child = None
+    try:
+        child = escaped_child(t, workdir, "escaped", process)
+        assert child in recorded_pids(t, process)
+        assert trackers(t) == []
+        assert t.stop(process, grace=1) == []
+        assert not alive(t, child)
+    finally:
+        t.run_shell('rm -f "$HOME/.drs-tracker"')
+        t.terminate_group(process.pgid, grace=0.5)
+        if child:
+            t.run(["kill", "-KILL", child])

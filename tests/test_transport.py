@@ -145,7 +145,7 @@ def test_list_tree_sees_files_in_subdirectories(any_transport):
 
 def test_list_tree_leaves_out_the_control_directories_at_its_top(any_transport):
     t, workdir = any_transport.transport, any_transport.workdir
-    for control in (f".drs-{uuid.uuid4()}", ".drs-follow"):
+    for control in (f".drs-{uuid.uuid4()}", ".drs-follow", ".drs-tracker"):
         t.mkdir_p(f"{workdir}/{control}")
         t.put_bytes(b"out", f"{workdir}/{control}/out")
     # Only those names, and only right under the listed directory.

@@ -49,11 +49,12 @@ class RemoteFile:
     mtime: float
 
 
-#: The name of a job's control directory (``.drs-<job uuid>``) or of the followers'
-#: (``.drs-follow``), as ``list_tree`` leaves them out.
-CONTROL_NAME = re.compile(r"\.drs-([0-9a-f]{8}-[0-9a-f-]{27}|follow)")
+#: The name of a job's control directory (``.drs-<job uuid>``), of the followers'
+#: (``.drs-follow``) or of the login's process tracker (``.drs-tracker``), as
+#: ``list_tree`` leaves them out.
+CONTROL_NAME = re.compile(r"\.drs-([0-9a-f]{8}-[0-9a-f-]{27}|follow|tracker)")
 #: The same, as a pattern of ``find -name``.
-CONTROL_GLOBS = (".drs-????????-????-????-????-????????????", ".drs-follow")
+CONTROL_GLOBS = (".drs-????????-????-????-????-????????????", ".drs-follow", ".drs-tracker")
 
 
 class ByteStream(abc.ABC):

@@ -15,8 +15,17 @@ from django_remote_submission.transport.shell import quote
 TREE_SCRIPT = r"""# Written by django-remote-submission: finds and stops every process of one job.
 #   tree.sh record CTL PID       adds the job's processes not recorded yet to CTL/tree
 #                                ("pid start-time" lines); PID is the program's pid
-#   tree.sh track CTL PID        the same every 1, 2, 4, 8, then 16 s, until the
-#                                program has ended
+#   tree.sh first CTL PID        adds the program itself, reading its status alone
+#   tree.sh share CTL PID        hands the job to the login's one tracker (below),
+#                                starting it unless it runs; fails where it cannot
+#                                (no flock, no writable $HOME): then use track
+#   tree.sh track CTL PID        record every 1, 2, 4, 8, then 16 s, until the
+#                                program has ended (one job's own tracker)
+#   tree.sh tracker DIR          the login's tracker: every second, one look at the
+#                                login's processes records those of every job
+#                                registered in DIR/jobs (a link named by the program's
+#                                pid, to its CTL); ends when none is left. One runs at
+#                                a time (a lock on DIR/lock).
 #   tree.sh stop CTL PID GRACE   TERM to all of them, KILL to what is left after GRACE
 #                                seconds; prints the processes still alive after that
 #                                ("pid command", one a line) and writes them to
@@ -123,6 +132,76 @@ END {
     exit (gone ? 4 : (whole ? 3 : 0))
 }'
 
+# The tracker's look, for all registered jobs at once: reads /proc/PID/stat for each
+# /proc/PID on its input once, then for each job (ENVIRON DRS_JOBS: the programs' pids,
+# DRS_DIR: where their links are) appends what "record" would to its tree, through
+# indexes of children, groups and sessions (a look costs the processes plus the jobs'
+# own, not the two multiplied). Prints "W pid" for a job whose record it rewrote into
+# tree.new, "G pid" for a job whose program has ended.
+TRACK='
+function push(list,    items, i, k) {
+    k = split(list, items, " ")
+    for (i = 1; i <= k; i++) queue[++n] = items[i]
+}
+function look(root,    ctl, file, line, f, k, r, m, head, dead, gone, whole) {
+    ctl = dir "/" root
+    split("", known); split("", recorded); split("", trust)
+    split("", member); split("", group); split("", session); split("", queue)
+    file = ctl "/tree"
+    while ((getline line < file) > 0)
+        if (split(line, f, " ") >= 2) { known[f[1] " " f[2]] = 1; recorded[f[1]] = 1 }
+    close(file)
+    gone = !(root in T) || state[root] == "Z" || \
+        ((root in recorded) && !((root " " T[root]) in known))
+    for (r in recorded) if (!(r in T) || ((r " " T[r]) in known)) trust[r] = 1
+    if (!(root in recorded)) trust[root] = 1
+    n = 0; dead = 0
+    for (k in known) {
+        split(k, f, " ")
+        if ((f[1] in T) && T[f[1]] == f[2]) queue[++n] = f[1]; else dead++
+    }
+    for (r in trust) { push(GM[r]); push(SM[r]) }
+    for (head = 1; head <= n; head++) {
+        m = queue[head]
+        if ((m in member) || (m in ancestor) || (G[m] in bad) || (S[m] in bad)) continue
+        member[m] = 1
+        if (!(G[m] in group)) { group[G[m]] = 1; push(GM[G[m]]) }
+        if (!(S[m] in session)) { session[S[m]] = 1; push(SM[S[m]]) }
+        push(KIDS[m])
+    }
+    whole = !gone && dead > 1000
+    if (whole) {
+        file = ctl "/tree.new"
+        printf "" > file
+        for (k in known) { split(k, f, " "); if (f[1] == root) print k > file }
+    }
+    for (m in member)
+        if (state[m] != "Z" && (whole || !((m " " T[m]) in known))) print m, T[m] >> file
+    close(file)
+    if (whole) print "W", root
+    if (gone) print "G", root
+}
+BEGIN { dir = ENVIRON["DRS_DIR"]; self = ENVIRON["DRS_SELF"] }
+{
+    file = $0 "/stat"; entry = ""
+    while ((getline line < file) > 0) entry = (entry == "") ? line : entry "\n" line
+    close(file)
+    lp = index(entry, " (")
+    rest = entry; rp = 0
+    while ((i = index(rest, ")")) > 0) { rp += i; rest = substr(rest, i + 1) }
+    if (lp == 0 || rp <= lp || split(rest, f, " ") < 20) next
+    p = substr(entry, 1, lp - 1)
+    state[p] = f[1]; P[p] = f[2]; G[p] = f[3]; S[p] = f[4]; T[p] = f[20]
+    KIDS[f[2]] = KIDS[f[2]] " " p; GM[f[3]] = GM[f[3]] " " p; SM[f[4]] = SM[f[4]] " " p
+}
+END {
+    bad[0] = 1; bad[1] = 1
+    if (self in G) { bad[G[self]] = 1; bad[S[self]] = 1 }
+    for (a = self; (a in P) && !(a in ancestor); a = P[a]) ancestor[a] = 1
+    k = split(ENVIRON["DRS_JOBS"], roots, " ")
+    for (j = 1; j <= k; j++) look(roots[j])
+}'
+
 scan() {
     if [ "$1" = stop ]; then
         printf '%s\n' /proc/[0-9]*
@@ -224,8 +303,72 @@ stop() {
     exit 0
 }
 
+# The program itself, before anything can reap it (its pid and start time tell it from a
+# later process with its pid): one file read, where "record" reads every process's.
+first() {
+    { IFS= read -r stat; } 2>/dev/null < "/proc/$DRS_ROOT/stat"
+    rest=${stat##*") "}
+    [ -n "$stat" ] && [ "$rest" != "$stat" ] || { record; return; }
+    set -f
+    # shellcheck disable=SC2086
+    set -- $rest
+    set +f
+    [ "$#" -ge 20 ] || { record; return; }
+    shift 19
+    printf '%s %s\n' "$DRS_ROOT" "$1" >> "$ctl/tree"
+}
+
+# The login's tracker (see "tracker" above); DIR/lock is held (flock) while it runs.
+tracker() {
+    dir=$ctl
+    exec 8>>"$dir/lock" || exit 0
+    flock -n 8 || exit 0
+    while :; do
+        ids=
+        for entry in "$dir"/jobs/*; do
+            id=${entry##*/}
+            case $id in '' | *[!0-9]*) continue ;; esac
+            if [ -d "$entry" ]; then ids="$ids $id"; else rm -f "$entry"; fi
+        done
+        if [ -z "$ids" ]; then
+            # A job registered after that look found the lock held, and started no
+            # tracker: look again once the lock is let go.
+            flock -u 8
+            for entry in "$dir"/jobs/*; do
+                [ -e "$entry" ] || [ -L "$entry" ] || continue
+                flock -n 8 && continue 2
+                exit 0
+            done
+            exit 0
+        fi
+        find /proc/. ! -name . -prune -name '[0-9]*' -user "$DRS_UID" 2>/dev/null |
+            DRS_DIR="$dir/jobs" DRS_JOBS="$ids" awk "$TRACK" 2>/dev/null |
+            while read -r what id; do
+                case $what in
+                    W) mv -f "$dir/jobs/$id/tree.new" "$dir/jobs/$id/tree" ;;
+                    G) rm -f "$dir/jobs/$id" ;;
+                esac
+            done
+        sleep 1
+    done
+}
+
+# Hands the job to the login's tracker; fails (status 1) where there can be none.
+share() {
+    command -v flock >/dev/null 2>&1 || return 1
+    [ -n "$HOME" ] && [ -d "$HOME" ] || return 1
+    dir=$HOME/.drs-tracker
+    mkdir -p "$dir/jobs" 2>/dev/null || return 1
+    ln -sfn "$ctl" "$dir/jobs/$DRS_ROOT" 2>/dev/null || return 1
+    setsid /bin/sh "$ctl/tree.sh" tracker "$dir" </dev/null >/dev/null 2>&1 &
+    return 0
+}
+
 case $mode in
     record) record ;;
+    first) first ;;
+    share) share ;;
+    tracker) tracker ;;
     track)
         # Every second at first, then less and less often (up to every 16 s): a look
         # reads every process of the server, and a thousand jobs look at once. A process
@@ -241,7 +384,7 @@ case $mode in
         ;;
     stop) stop "$4" ;;
     *)
-        echo "usage: tree.sh record|track|stop CTL PID [GRACE]" >&2
+        echo "usage: tree.sh record|first|share|track|stop CTL PID [GRACE] | tracker DIR" >&2
         exit 2
         ;;
 esac
@@ -324,10 +467,15 @@ def monitor_script(argv: Sequence[str], time_limit: float | None, grace: float) 
         "pgid=$!",
         # Before anything can reap the program: its pid and start time head the record of
         # the job's processes, which tells it from a later process that reuses its pid.
-        '/bin/sh "$ctl/tree.sh" record "$ctl" "$pgid" </dev/null >/dev/null 2>&1',
+        '/bin/sh "$ctl/tree.sh" first "$ctl" "$pgid" </dev/null >/dev/null 2>&1',
         'echo "$pgid" > "$ctl/pgid.tmp" && mv -f "$ctl/pgid.tmp" "$ctl/pgid"',
-        '/bin/sh "$ctl/tree.sh" track "$ctl" "$pgid" </dev/null >/dev/null 2>&1 &',
-        "tracker=$!",
+        # The login's one tracker records the program's processes from now on; where
+        # there can be none, a tracker of its own.
+        "tracker=",
+        'if ! /bin/sh "$ctl/tree.sh" share "$ctl" "$pgid" </dev/null >/dev/null 2>&1; then',
+        '  /bin/sh "$ctl/tree.sh" track "$ctl" "$pgid" </dev/null >/dev/null 2>&1 &',
+        "  tracker=$!",
+        "fi",
         "watchdog=",
     ]
     if time_limit:
@@ -342,7 +490,7 @@ def monitor_script(argv: Sequence[str], time_limit: float | None, grace: float) 
         ]
     lines += [
         'wait "$pgid"; code=$?',
-        'kill "$tracker" 2>/dev/null',
+        '[ -z "$tracker" ] || kill "$tracker" 2>/dev/null',
         'if [ -n "$watchdog" ]; then',
         '  if [ -e "$ctl/timed_out" ]; then wait "$watchdog"; '
         'else kill -KILL -"$watchdog" 2>/dev/null; fi',
