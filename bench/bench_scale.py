@@ -4,7 +4,8 @@ Each job is a bash program printing one numbered, timestamped line a second for
 ``--seconds``; the jobs go through Celery (a private Redis) to one threads worker with the
 sweep (so the host's follower follows them), over private sshd servers. Measured:
 outcomes, lost and duplicated lines, the most SSH connections and database connections
-seen, the worker's CPU at steady state and its largest memory, and how long a printed
+seen (the worker's: this process's own are not counted), the worker's CPU at steady state
+and its largest memory, the machine's highest load average, and how long a printed
 line took to become a row this process could read (polled every 100 ms, so the figures
 are at most 0.1 s pessimistic).
 
@@ -77,13 +78,17 @@ def ssh_connections(usernames: list[str]) -> int:
     )
 
 
+#: This process's own connections say so (libpq's PGAPPNAME), and are not counted.
+APPLICATION = "drs-bench-scale"
+
+
 def db_connections() -> int:
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            [SCRATCH],
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name <> %s",
+            [SCRATCH, APPLICATION],
         )
         return int(cursor.fetchone()[0])
 
@@ -117,7 +122,7 @@ def run(jobs: int, servers: int, seconds: int, work: Path, slots: int) -> dict[s
         targets.append((server, account))
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "PGAPPNAME"},
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "DRS_REDIS_URL": redis.url,
         "DRS_CELERY_QUEUE": queue,
@@ -137,7 +142,7 @@ def run(jobs: int, servers: int, seconds: int, work: Path, slots: int) -> dict[s
     task = client.tasks[submit_job_to_server.name]
     time.sleep(3)  # the worker starts
 
-    samples = {"ssh": 0, "db": 0, "rss": 0}
+    samples: dict[str, float] = {"ssh": 0, "db": 0, "rss": 0, "load": 0.0}
     stop = threading.Event()
     usernames = [account.username for account in accounts]
 
@@ -146,6 +151,7 @@ def run(jobs: int, servers: int, seconds: int, work: Path, slots: int) -> dict[s
             samples["ssh"] = max(samples["ssh"], ssh_connections(usernames))
             samples["rss"] = max(samples["rss"], proc_rss(worker.pid))
             samples["db"] = max(samples["db"], db_connections())
+            samples["load"] = max(samples["load"], os.getloadavg()[0])
             stop.wait(1)
         connection.close()
 
@@ -246,6 +252,7 @@ def run(jobs: int, servers: int, seconds: int, work: Path, slots: int) -> dict[s
         "db": samples["db"],
         "cpu": (cpu_to - cpu_from) / window if window > 0 else float("nan"),
         "rss": samples["rss"],
+        "load": samples["load"],
         "p50": delays[len(delays) // 2] if delays else float("nan"),
         "p95": delays[int(len(delays) * 0.95)] if delays else float("nan"),
         "p95_steady": steady[int(len(steady) * 0.95)] if steady else float("nan"),
@@ -269,6 +276,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="drs-bench-scale-"))
     os.environ["DATABASE_URL"] = scratch("create")
+    os.environ["PGAPPNAME"] = APPLICATION
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     import django
     from django.core.management import call_command
@@ -279,7 +287,7 @@ def main() -> None:
     print(
         f"  {'jobs':>5} {'servers':>7}  {'outcomes':<18} {'lost':>4} {'dup':>4} {'ssh':>4} "
         f"{'db':>3}  {'cpu':>6}  {'rss':>7}  {'p50':>6}  {'p95':>6}  {'p95 st':>6}  "
-        f"{'launch':>7}  {'total':>7}"
+        f"{'launch':>7}  {'total':>7}  {'load':>5}"
     )
     try:
         for jobs in arguments.jobs or [10, 100]:
@@ -290,7 +298,7 @@ def main() -> None:
                 f"{r['duplicated']:>4} {r['ssh']:>4} {r['db']:>3}  {r['cpu']:6.1%}  "
                 f"{r['rss'] / 2**20:5.0f} MB  {r['p50']:5.2f}s  {r['p95']:5.2f}s  "
                 f"{r['p95_steady']:5.2f}s  "
-                f"{r['launched']:6.1f}s  {r['total']:6.1f}s",
+                f"{r['launched']:6.1f}s  {r['total']:6.1f}s  {r['load']:5.1f}",
                 flush=True,
             )
     finally:

@@ -1,5 +1,6 @@
 """Following many running jobs over one connection: per worker host and (server, login),
-one thread, one SSH connection, one reader on the server, one transaction per pass."""
+one thread, one SSH connection, one reader on the server, one transaction per pass; per
+worker host, one thread that does the database work of all its followers."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from django.db import close_old_connections, connections
 from django.utils import timezone
@@ -67,6 +69,17 @@ FINISHERS = 4
 
 OnEnd = Callable[[Job, "dict[str, int] | None", "BaseException | None"], None]
 Key = tuple[int, str, bool]
+T = TypeVar("T")
+
+
+def _here(work: Callable[[], T]) -> T:
+    return work()
+
+
+def _close_connections() -> None:
+    """Lets go of this thread's database connections, if it opened any."""
+    if any(c.connection is not None for c in connections.all(initialized_only=True)):
+        connections.close_all()
 
 
 def follower_key(job: Job, options: RunOptions) -> Key:
@@ -99,6 +112,10 @@ class Follower:
     #: sessions of their own (today's way of following one job).
     alone: Callable[[Followed], None]
     on_end: OnEnd
+    #: Runs the follower's database work, and returns what it returned: in the worker
+    #: host's one database thread (``Engine``), so that following costs one database
+    #: connection per host however many (server, login) it follows.
+    store: Callable[[Callable[[], Any]], Any] = _here
     no_reader: bool = False
     transport: Transport | None = None
     jobs: dict[int, Followed] = field(default_factory=dict)
@@ -117,7 +134,8 @@ class Follower:
 
     @property
     def directory(self) -> str:
-        return f".drs-follow/{self.owner.replace(':', '-')}"
+        # The host's and the server's: two servers may be one machine and one login.
+        return f".drs-follow/{self.owner.replace(':', '-')}-{self.key[0]}"
 
     def add(self, followed: Followed) -> None:
         with self._lock:
@@ -163,6 +181,9 @@ class Follower:
                     self._close_reader()
                     close_old_connections()  # a database that restarted: connect again
                     time.sleep(1)
+                # What this thread read itself (a host key pinned on connecting, say):
+                # no connection stays open in it between passes.
+                _close_connections()
         finally:
             self._close_reader()
             if self.transport is not None:
@@ -189,7 +210,9 @@ class Follower:
             followed.writer.sink = self._writes.append
             self.jobs[followed.job.pk] = followed
             if self.transport is None:
-                self.transport = build_transport(followed.job, followed.options)
+                self.transport = self.store(
+                    lambda f=followed: build_transport(f.job, f.options)  # type: ignore[misc]
+                )
             self._list_dirty = True
 
     def _ensure_reader(self) -> None:
@@ -324,12 +347,8 @@ class Follower:
         for followed in self.jobs.values():
             # Due batches, and every quarter of a lease a write that renews it.
             followed.writer.tick()
-        if checking:
-            self._check_watched()
-        lost = store_writes(self._writes, self.owner, self._publish)
+        lost, asked = self.store(lambda: self._store(checking))
         self._writes.clear()
-        if self._nudge:  # nothing stored for them this pass: tell their sockets anyway
-            self._publish([])
         for pk in lost:
             logger.warning("Job %s was taken over by another worker; no longer followed", pk)
             if pk in self.jobs:
@@ -344,7 +363,25 @@ class Follower:
             self.finish(done)
         if checking:
             self._next_cancel_check = now + CANCEL_CHECK_SECONDS
-            self._check_cancels()
+            self._stop_canceled(asked)
+
+    def _store(self, checking: bool) -> tuple[set[int], set[int]]:
+        """A pass's database work: which jobs are watched (when ``checking``), the pass's
+        rows, offsets and leases in one transaction, the watched jobs' events; returns
+        the jobs taken over by another worker, and those asked to cancel."""
+        if checking:
+            self._check_watched()
+        lost = store_writes(self._writes, self.owner, self._publish)
+        if self._nudge:  # nothing stored for them this pass: tell their sockets anyway
+            self._publish([])
+        asked: set[int] = set()
+        if checking:
+            asked = set(
+                Job.objects.filter(
+                    pk__in=list(self.jobs), cancel_requested_at__isnull=False
+                ).values_list("pk", flat=True)
+            )
+        return lost, asked
 
     def _check_watched(self) -> None:
         """Which followed jobs someone watches (``events.watch``): only theirs get log
@@ -372,13 +409,10 @@ class Follower:
         if sent:
             publish_many_logs(sent)
 
-    def _check_cancels(self) -> None:
-        asked = set(
-            Job.objects.filter(
-                pk__in=list(self.jobs), cancel_requested_at__isnull=False
-            ).values_list("pk", flat=True)
-        )
+    def _stop_canceled(self, asked: set[int]) -> None:
         for pk in asked - self._canceling:
+            if pk not in self.jobs:
+                continue
             self._canceling.add(pk)
             threading.Thread(target=_stop_program, args=(self.jobs[pk],), daemon=True).start()
 
@@ -389,7 +423,8 @@ class Follower:
         while not self._stop.is_set():
             for followed in self.jobs.values():
                 followed.writer.flush()
-            for pk in store_writes(self._writes, self.owner) & set(self.jobs):
+            lost = self.store(lambda: store_writes(self._writes, self.owner))
+            for pk in lost & set(self.jobs):
                 del self.jobs[pk]
             self._writes.clear()
             remaining = end - time.monotonic()
@@ -433,9 +468,13 @@ class Follower:
                 f"the server, as process group {followed.job.remote_pgid}."
             )
             followed.writer.sink = None
-            with contextlib.suppress(Exception):
-                followed.writer.close()
-            jobs.fail(followed.job, reason, owner=self.owner, reattach=True)
+
+            def fail(followed: Followed = followed, reason: str = reason) -> None:
+                with contextlib.suppress(Exception):
+                    followed.writer.close()
+                jobs.fail(followed.job, reason, owner=self.owner, reattach=True)
+
+            self.store(fail)
             self.on_end(followed.job, None, ConnectionLost(reason))
         self.jobs.clear()
 
@@ -453,6 +492,15 @@ def report_end(job: Job, on_end: OnEnd, run: Callable[[], dict[str, int]]) -> No
         on_end(job, results, None)
     finally:
         connections.close_all()
+
+
+def _in_database_thread(work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except BaseException:
+        # A database that restarted, say: the next work connects again.
+        connections.close_all()
+        raise
 
 
 def _stop_program(followed: Followed) -> None:
@@ -480,6 +528,14 @@ class Engine:
     _finishers: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(FINISHERS, thread_name_prefix="drs-finish")
     )
+    #: The one thread (and database connection) of the followers' database work.
+    _database: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="drs-store")
+    )
+
+    def store(self, work: Callable[[], T]) -> T:
+        """Runs ``work`` in the host's database thread, and returns what it returned."""
+        return self._database.submit(_in_database_thread, work).result()
 
     def adopt(self, job: Job, *, note: str = "") -> None:
         """Follow a job this host took over (its lease is ``owner``'s), from its row;
@@ -515,7 +571,7 @@ class Engine:
             follower = self.followers.get(key)
             if follower is None or follower._stop.is_set():
                 follower = self.followers[key] = Follower(
-                    key, self.owner, self._finish, self._follow_alone, self.on_end
+                    key, self.owner, self._finish, self._follow_alone, self.on_end, self.store
                 )
         follower.add(followed)
 

@@ -212,3 +212,56 @@ def test_without_perl_on_the_server_each_job_is_followed_over_its_own_sessions(
     job.refresh_from_db()
     assert (job.state, job.exit_code) == ("success", 0), job.error
     assert numbers(job) == list(range(1, 31))
+
+
+def test_following_many_servers_costs_one_database_connection(openssh_target):
+    # Three servers (three rows for the same sshd: three (server, login) to follow), a
+    # follower each; their database work all goes through the host's one database thread.
+    from django.db.backends.signals import connection_created
+
+    from django_remote_submission import jobs
+    from django_remote_submission.follower import Engine
+    from django_remote_submission.models import Server
+    from django_remote_submission.runner import HandedOver, run_job
+
+    target = openssh_target
+    servers = [target.server]
+    for index in range(2):
+        copy = Server.objects.get(pk=target.server.pk)
+        copy.pk, copy.title = None, f"{copy.title} {index}"
+        copy.save()
+        copy.interpreters.set(target.server.interpreters.all())
+        servers.append(copy)
+    made = [
+        target.job(NUMBERED, server=server, remote_filename=f"many-{i}.py")
+        for i, server in enumerate(servers)
+    ]
+    opened = []
+
+    def record(sender, connection, **kwargs):
+        opened.append(threading.current_thread().name)
+
+    ends = []
+    engine = Engine(jobs.new_owner(), lambda job, results, error: ends.append((job.pk, error)))
+    for job in made:
+        with pytest.raises(HandedOver):
+            run_job(job, target.options(), hand_over_after=0)
+        job.refresh_from_db()
+        assert jobs.take_over(job, engine.owner)
+    connection_created.connect(record)
+    try:
+        for job in made:
+            engine.adopt(job)
+        wait_for(lambda: len(ends) == len(made), what="the jobs' ends")
+    finally:
+        connection_created.disconnect(record)
+        engine.stop()
+    assert sorted(ends) == sorted((job.pk, None) for job in made)
+    assert len(engine.followers) == 3
+    for job in made:
+        job.refresh_from_db()
+        assert (job.state, job.exit_code) == ("success", 0), job.error
+        assert numbers(job) == list(range(1, 31))
+    # No follower thread connected; the database thread did, once, for all three.
+    assert [name for name in opened if name.startswith("drs-follow")] == []
+    assert len([name for name in opened if name.startswith("drs-store")]) == 1
