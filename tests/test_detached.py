@@ -32,3 +32,30 @@ def test_a_missing_tool_fails_the_start_naming_it_and_its_package(missing, tmp_p
     message = str(caught.value)
     assert f"{missing} is not installed on the server (it comes with {TOOLS[missing]})" in message
     assert not (tmp_path / "ctl").exists(), "nothing is prepared before the tools are checked"
+
+
+def test_a_missing_job_directory_fails_the_start_with_the_shells_reason(tmp_path):
+    transport = LocalTransport(tmp_path)
+    with pytest.raises(TransportError) as caught:
+        transport.start_detached(["true"], cwd="no-such-directory", control_directory="ctl")
+    message = str(caught.value)
+    assert "Entering the job's directory failed: " in message
+    assert "no-such-directory" in message.split("Entering the job's directory failed: ")[1]
+
+
+@pytest.mark.ssh
+def test_an_unwritable_control_directory_fails_the_start_with_the_systems_reason(any_transport):
+    # As a login that cannot write there (root can): the reason is the system's own.
+    t, workdir = any_transport.transport, any_transport.workdir
+    if t.run(["id", "-u"]).stdout == b"0\n":
+        pytest.skip("this login is root, which writes anywhere")
+    t.mkdir_p(f"{workdir}/ctl")
+    t.run(["chmod", "500", f"{workdir}/ctl"])
+    try:
+        with pytest.raises(TransportError) as caught:
+            t.start_detached(["true"], cwd=workdir, control_directory=f"{workdir}/ctl")
+        message = str(caught.value)
+        assert "Creating the output files in " in message
+        assert "Permission denied" in message
+    finally:
+        t.run(["chmod", "700", f"{workdir}/ctl"])

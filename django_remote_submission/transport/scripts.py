@@ -16,6 +16,7 @@ TREE_SCRIPT = r"""# Written by django-remote-submission: finds and stops every p
 #   tree.sh record CTL PID       adds the job's processes not recorded yet to CTL/tree
 #                                ("pid start-time" lines); PID is the program's pid
 #   tree.sh first CTL PID        adds the program itself, reading its status alone
+#   tree.sh start CTL PID        first, then share (what the monitor runs)
 #   tree.sh share CTL PID        hands the job to the login's one tracker (below),
 #                                starting it unless it runs; fails where it cannot
 #                                (no flock, no writable $HOME): then use track
@@ -38,8 +39,10 @@ TREE_SCRIPT = r"""# Written by django-remote-submission: finds and stops every p
 # 0 or 1, nor this script's ancestors, group or session. Only processes of this user are
 # signalled, and a whole group only when all of its members are.
 mode=$1 ctl=$2
-DRS_CTL=$ctl DRS_ROOT=$3 DRS_SELF=$$ DRS_UID=$(id -u)
+DRS_CTL=$ctl DRS_ROOT=$3 DRS_SELF=$$ DRS_UID=
 export DRS_CTL DRS_ROOT DRS_SELF DRS_UID
+# This user's id, where a look needs it (each process a launch starts counts).
+uid() { [ -n "$DRS_UID" ] || DRS_UID=$(id -u); }
 
 # Reads /proc/PID/stat for each /proc/PID on its input and writes the job's processes:
 # "pid start-time" of those not recorded yet (record; exit status 3: these lines are the
@@ -203,6 +206,7 @@ END {
 }'
 
 scan() {
+    uid
     if [ "$1" = stop ]; then
         printf '%s\n' /proc/[0-9]*
     else
@@ -323,6 +327,7 @@ tracker() {
     dir=$ctl
     exec 8>>"$dir/lock" || exit 0
     flock -n 8 || exit 0
+    uid
     while :; do
         ids=
         for entry in "$dir"/jobs/*; do
@@ -368,6 +373,7 @@ case $mode in
     record) record ;;
     first) first ;;
     share) share ;;
+    start) first; share ;;
     tracker) tracker ;;
     track)
         # Every second at first, then less and less often (up to every 16 s): a look
@@ -384,7 +390,7 @@ case $mode in
         ;;
     stop) stop "$4" ;;
     *)
-        echo "usage: tree.sh record|first|share|track|stop CTL PID [GRACE] | tracker DIR" >&2
+        echo "usage: tree.sh record|first|share|start|track|stop CTL PID [GRACE] | tracker DIR" >&2
         exit 2
         ;;
 esac
@@ -393,18 +399,15 @@ esac
 
 def tree_script_writer() -> str:
     """Lines of the launch script that write ``tree.sh`` into ``$ctl`` (or ``die``)."""
-    size = len(TREE_SCRIPT.encode())
     return (
         "write_tree_script() {\n"
         "cat <<'DRS_END_OF_TREE_SCRIPT'\n"
         f"{TREE_SCRIPT}"
         "DRS_END_OF_TREE_SCRIPT\n"
         "}\n"
-        'err=$(write_tree_script 2>&1 > "$ctl/tree.sh") ||\n'
-        '  die "Writing $ctl/tree.sh failed: $err"\n'
-        'size=$(wc -c < "$ctl/tree.sh")\n'
-        f'[ "$size" -eq {size} ] || die "Writing $ctl/tree.sh failed: $size of {size} bytes '
-        'were written (is the disk full?)"\n'
+        # Part of this script: no input to be cut short, and cat says when a write fails.
+        'write_tree_script > "$ctl/tree.sh" 2> "$ctl/launch.err" ||\n'
+        '  die "Writing $ctl/tree.sh failed: $(cat -- "$ctl/launch.err")"\n'
     )
 
 
@@ -412,7 +415,9 @@ def tree_script_writer() -> str:
 #: the control directory, takes the monitor script from stdin, starts it and reports the
 #: pids. Each step that fails stops it with what failed and why, its own first error (not a
 #: later step's complaint about what the first one left missing); stdin is read to its
-#: end first, so that the script never ends while its input is still on the way.
+#: end first, so that the script never ends while its input is still on the way. A step's
+#: error is read (in a subshell) only once it failed: each process a launch starts costs,
+#: and a thousand jobs launch at once.
 LAUNCH = (
     r"""
 die() {{ printf '%s\n' "$*" >&2; cat >/dev/null 2>&1; exit 1; }}
@@ -424,24 +429,35 @@ command -v find >/dev/null ||
   die "find is not installed on the server (it comes with findutils)"
 command -v ps >/dev/null ||
   die "ps is not installed on the server (it comes with procps)"
-err=$(mkdir -p -- {ctl} 2>&1) || die "Creating the control directory failed: $err"
+if [ ! -d {ctl} ]; then
+  err=$(mkdir -p -- {ctl} 2>&1) || die "Creating the control directory failed: $err"
+fi
 # The control directory may be relative to where we are now, not to the job's directory.
-ctl=$(cd -- {ctl} && pwd) || die "Entering the control directory failed"
+here=$PWD
+cd -- {ctl} >/dev/null 2>&1 || die "Entering the control directory failed"
+ctl=$PWD
+cd -- "$here" || die "Entering $here again failed"
 # A control directory used before (a job run again) must not answer for this run.
-err=$(rm -f -- "$ctl/pgid" "$ctl/monitor.pid" "$ctl/exit_code" "$ctl/timed_out" \
-  "$ctl/canceled" "$ctl/tree" "$ctl/tree.stop" "$ctl/survivors" 2>&1) ||
-  die "Clearing the control directory $ctl failed: $err"
-err=$( {{ : > "$ctl/stdout" && : > "$ctl/stderr"; }} 2>&1) ||
-  die "Creating the output files in $ctl failed: $err"
-err=$(cat > "$ctl/monitor.sh" 2>&1) || die "Writing $ctl/monitor.sh failed: $err"
+for old in pgid monitor.pid exit_code timed_out canceled tree tree.stop survivors; do
+  [ -e "$ctl/$old" ] || continue
+  err=$(rm -f -- "$ctl/pgid" "$ctl/monitor.pid" "$ctl/exit_code" "$ctl/timed_out" \
+    "$ctl/canceled" "$ctl/tree" "$ctl/tree.stop" "$ctl/survivors" 2>&1) ||
+    die "Clearing the control directory $ctl failed: $err"
+  break
+done
+outputs() {{ : > "$ctl/stdout" && : > "$ctl/stderr"; }}
+outputs 2>/dev/null || die "Creating the output files in $ctl failed: $(outputs 2>&1)"
+cat > "$ctl/monitor.sh" 2> "$ctl/launch.err" ||
+  die "Writing $ctl/monitor.sh failed: $(cat -- "$ctl/launch.err")"
+# A connection cut while the script was sent leaves it short, and cat content with that.
 size=$(wc -c < "$ctl/monitor.sh")
 [ "$size" -eq {size} ] ||
   die "Writing $ctl/monitor.sh failed: $size of {size} bytes were written (is the disk full?)"
 """
     # tree.sh: written here, not sent on stdin, which carries the monitor.
     + tree_script_writer().replace("{", "{{").replace("}", "}}")
-    + r"""err=$(cd -- {cwd} 2>&1) || die "Entering the job's directory failed: $err"
-cd -- {cwd} || die "Entering the job's directory failed"
+    + r"""cd -- {cwd} >/dev/null 2>&1 ||
+  die "Entering the job's directory failed: $(cd -- {cwd} 2>&1 >/dev/null)"
 setsid /bin/sh "$ctl/monitor.sh" "$ctl" </dev/null >/dev/null 2>&1 &
 # Wait (at most 10 s) until the monitor has written both pids.
 i=0
@@ -465,17 +481,16 @@ def monitor_script(argv: Sequence[str], time_limit: float | None, grace: float) 
         'echo $$ > "$ctl/monitor.pid"',
         f'setsid {quote(argv)} >>"$ctl/stdout" 2>>"$ctl/stderr" </dev/null &',
         "pgid=$!",
-        # Before anything can reap the program: its pid and start time head the record of
-        # the job's processes, which tells it from a later process that reuses its pid.
-        '/bin/sh "$ctl/tree.sh" first "$ctl" "$pgid" </dev/null >/dev/null 2>&1',
-        'echo "$pgid" > "$ctl/pgid.tmp" && mv -f "$ctl/pgid.tmp" "$ctl/pgid"',
-        # The login's one tracker records the program's processes from now on; where
-        # there can be none, a tracker of its own.
+        # Before anything can reap the program, and before the launch hears of it: its
+        # pid and start time head the record of the job's processes (they tell it from
+        # a later process that reuses its pid). The login's one tracker records the
+        # rest from now on; where there can be none, a tracker of its own.
         "tracker=",
-        'if ! /bin/sh "$ctl/tree.sh" share "$ctl" "$pgid" </dev/null >/dev/null 2>&1; then',
+        'if ! /bin/sh "$ctl/tree.sh" start "$ctl" "$pgid" </dev/null >/dev/null 2>&1; then',
         '  /bin/sh "$ctl/tree.sh" track "$ctl" "$pgid" </dev/null >/dev/null 2>&1 &',
         "  tracker=$!",
         "fi",
+        'echo "$pgid" > "$ctl/pgid.tmp" && mv -f "$ctl/pgid.tmp" "$ctl/pgid"',
         "watchdog=",
     ]
     if time_limit:
