@@ -479,19 +479,31 @@ class Follower:
         self.jobs.clear()
 
 
-def report_end(job: Job, on_end: OnEnd, run: Callable[[], dict[str, int]]) -> None:
+def report_end(
+    job: Job, on_end: OnEnd, run: Callable[[], dict[str, int]], *, close: bool = True
+) -> None:
     """Run what ends a job in a thread of the worker host, and hand its outcome to
-    ``on_end`` (for ``.get()``); nothing if the job went to another worker meanwhile."""
+    ``on_end`` (for ``.get()``); nothing if the job went to another worker meanwhile.
+    The thread's database connections are closed after, unless ``close`` is false."""
     try:
         results = run()
     except LeaseLost:
         return
     except BaseException as exc:
+        connections.close_all()  # a database that went away: the next job connects again
         on_end(job, None, exc)
     else:
         on_end(job, results, None)
     finally:
-        connections.close_all()
+        if close:
+            connections.close_all()
+
+
+def _drop_broken_connections() -> None:
+    """Closes this thread's connections that a database restart broke since their use."""
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is not None and not connection.is_usable():
+            connection.close()
 
 
 def _in_database_thread(work: Callable[[], T]) -> T:
@@ -528,6 +540,8 @@ class Engine:
     _finishers: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(FINISHERS, thread_name_prefix="drs-finish")
     )
+    #: Jobs handed to the finishers and not finished yet.
+    _waiting: int = 0
     #: The one thread (and database connection) of the followers' database work.
     _database: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="drs-store")
@@ -589,9 +603,13 @@ class Engine:
         # and many jobs ending at once can wait longer than a lease. The sweep renews
         # its lease, and must not take it over as if nobody followed it.
         jobs.hold(followed.job.pk, self.owner)
+        with self._lock:
+            self._waiting += 1
         self._finishers.submit(self._finish_now, followed)
 
     def _finish_now(self, followed: Followed) -> None:
+        _drop_broken_connections()  # kept from the job before
+
         def complete() -> dict[str, int]:
             transport = build_transport(followed.job, followed.options)
             runner = JobRunner(followed.job, transport, followed.options, self.owner)
@@ -599,9 +617,16 @@ class Engine:
             return runner.complete_followed(followed.process, followed.splitters, followed.read)
 
         try:
-            report_end(followed.job, self.on_end, complete)
+            report_end(followed.job, self.on_end, complete, close=False)
         finally:
             jobs.let_go(followed.job.pk)
+            with self._lock:
+                self._waiting -= 1
+                idle = self._waiting == 0
+            # Many jobs ending at once share the finishers' connections; once none is
+            # left to finish, the finishers hold none.
+            if idle:
+                connections.close_all()
 
     def stop(self) -> list[int]:
         held: list[int] = []

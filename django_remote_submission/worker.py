@@ -102,7 +102,9 @@ class Sweep:
                     self.reattach_gone()
             except Exception:
                 logger.exception("The job sweep failed; it tries again")
-            finally:
+                # A database that restarted, say: the next pass connects again. Between
+                # passes the connection stays open (one connect a pass would be most of
+                # what an idle sweep costs the database).
                 close_old_connections()
 
     def sweep_once(self) -> None:
