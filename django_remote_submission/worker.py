@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from django_remote_submission import jobs
 from django_remote_submission.conf import conf
@@ -89,6 +89,12 @@ class Sweep:
             logger.info("Handed over %d jobs on shutdown", released)
 
     def _loop(self) -> None:
+        try:
+            self._sweep()
+        finally:
+            connections.close_all()
+
+    def _sweep(self) -> None:
         next_queue_check = next_reattach = 0.0
         while not self._stop.wait(TAKE_OVER_SECONDS):
             try:

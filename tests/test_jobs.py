@@ -252,3 +252,29 @@ def test_a_job_being_launched_in_a_sweeping_process_is_renewed_by_the_sweep(db, 
         assert job.lease_expires > past
         assert job.pk not in set(jobs.orphaned().values_list("pk", flat=True))
     assert jobs.renew_kept() == 0  # let go of once the block ends
+
+
+def test_an_idle_sweep_keeps_one_database_connection(transactional_db):
+    """Four passes a second: a connection each would be most of what an idle sweep
+    costs the database (the fork of a server process each time, on PostgreSQL)."""
+    from django.db.backends.signals import connection_created
+
+    from django_remote_submission.worker import Sweep
+
+    opened = []
+
+    def record(sender, connection, **kwargs):
+        opened.append(threading.current_thread().name)
+
+    sweep = Sweep(resend=lambda job: None, on_end=lambda job, results, error: None)
+    connection_created.connect(record)
+    try:
+        sweep.start()
+        deadline = time.monotonic() + 30
+        while sweep.passes < 8 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sweep.stop()
+        connection_created.disconnect(record)
+    assert sweep.passes >= 8
+    assert opened.count("drs-sweep") == 1
