@@ -361,6 +361,9 @@ class JobRunner:
         hand_over_at = (
             time.monotonic() + self.hand_over_after if self.hand_over_after is not None else None
         )
+        if self.hand_over_after == 0 and not self._cancel_requested():
+            # Straight to the follower: no session and no tail -f for one look.
+            self._hand_over()
         following = True
         while following:
             files = [(process.stdout_path, read[0]), (process.stderr_path, read[1])]

@@ -194,6 +194,8 @@ def test_without_perl_on_the_server_each_job_is_followed_over_its_own_sessions(
     with pytest.raises(HandedOver):
         run_job(job, options, hand_over_after=0)
     job.refresh_from_db()
+    # Handed over as soon as it was launched: the task read none of its output.
+    assert (job.stdout_offset, job.stderr_offset, job.logs.count()) == (0, 0, 0)
     assert jobs.take_over(job, engine.owner)
     # What a follower that found no perl on the server is (its check sets no_reader).
     key = follower_key(job, options)
