@@ -533,6 +533,7 @@ def monitor_script(argv: Sequence[str], time_limit: float | None, grace: float) 
 READER = r"""
 use strict;
 use warnings;
+use Time::HiRes ();
 $SIG{PIPE} = sub { exit 0 };
 binmode STDOUT;
 $| = 1;
@@ -540,9 +541,12 @@ my ($list, $busy, $idle, $cap) = @ARGV;
 my %jobs;
 my $stamp = '';
 while (1) {
-    my @st = stat $list;
+    # Its change is seen by its inode, size and mtime to the microsecond: a list written
+    # again within the second, in place and as long (one job for another), changes the
+    # mtime's fraction alone.
+    my @st = Time::HiRes::stat($list);
     exit 0 unless @st;
-    my $now = "$st[1]:$st[9]:$st[7]";
+    my $now = sprintf '%d:%.6f:%d', $st[1], $st[9], $st[7];
     if ($now ne $stamp && open(my $fh, '<', $list)) {
         my (%new, $complete);
         while (my $line = <$fh>) {
