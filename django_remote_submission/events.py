@@ -190,7 +190,17 @@ async def _send_with_timeout(layer: Any, group: str, message: dict[str, Any]) ->
 
 
 async def _send_all(layer: Any, messages: Sequence[tuple[str, dict[str, Any]]]) -> None:
-    sends = [layer.group_send(group, message) for group, message in messages]
+    """Each group's messages one after the other, in their order (a socket reads a gap
+    in a job's events as rows it missed); the groups side by side."""
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for group, message in messages:
+        by_group.setdefault(group, []).append(message)
+
+    async def in_order(group: str, queue: list[dict[str, Any]]) -> None:
+        for message in queue:
+            await layer.group_send(group, message)
+
+    sends = [in_order(group, queue) for group, queue in by_group.items()]
     await asyncio.wait_for(asyncio.gather(*sends), PUBLISH_TIMEOUT)
 
 

@@ -57,12 +57,18 @@ logger = logging.getLogger(__name__)
 #: and after a quiet one.
 BUSY_PAUSE = 0.1
 IDLE_PAUSE = 0.25
-#: The longest time the reader's passes are taken together into one transaction.
+#: How long the reader's passes are taken together into one transaction: passes that
+#: bring output of jobs nobody watches wait for this long (a transaction per follower
+#: and half second, not per pass); output of a watched job, an ending job or a passes
+#: backlog end the wait at once.
 MERGE_SECONDS = 0.5
 #: The most bytes of one file the reader sends in one pass (fairness between jobs).
 PASS_CAP = 4 * 1024 * 1024
 #: Seconds between looks for cancel requests of the followed jobs.
 CANCEL_CHECK_SECONDS = 0.5
+#: Seconds between starts of the login's process tracker (``tree.sh tracker``): one that
+#: an admin or the OOM killer ended is back within this time (a running one stays).
+TRACKER_CHECK_SECONDS = 30.0
 #: Threads of a worker host that finish jobs (collect results, clean up), for all its
 #: followers: finishing is slow I/O that must not hold up following.
 FINISHERS = 4
@@ -74,6 +80,35 @@ T = TypeVar("T")
 
 def _here(work: Callable[[], T]) -> T:
     return work()
+
+
+Flags = tuple[frozenset[int], frozenset[int]]
+
+
+@dataclass
+class FlagsCache:
+    """Which of a worker host's jobs someone watches, and which were asked to cancel:
+    looked up at most every ``CANCEL_CHECK_SECONDS``, for all its followers (ten
+    followers asked twenty times a second, each for its own)."""
+
+    owner: str
+    _flags: Flags = (frozenset(), frozenset())
+    _next: float = 0.0
+
+    def get(self) -> Flags:
+        now = time.monotonic()
+        if now >= self._next:
+            watched = Job.objects.filter(
+                watched_until__gt=timezone.now(), lease_owner=self.owner
+            ).values_list("pk", flat=True)
+            canceled = Job.objects.filter(
+                state__in=list(jobs.OWNED),
+                lease_owner=self.owner,
+                cancel_requested_at__isnull=False,
+            ).values_list("pk", flat=True)
+            self._flags = (frozenset(watched), frozenset(canceled))
+            self._next = now + CANCEL_CHECK_SECONDS
+        return self._flags
 
 
 def _close_connections() -> None:
@@ -116,6 +151,9 @@ class Follower:
     #: host's one database thread (``Engine``), so that following costs one database
     #: connection per host however many (server, login) it follows.
     store: Callable[[Callable[[], Any]], Any] = _here
+    #: Which jobs of this host someone watches, and which were asked to cancel: the
+    #: ``Engine``'s, one look for all its followers.
+    flags: Callable[[], Flags] | None = None
     no_reader: bool = False
     transport: Transport | None = None
     jobs: dict[int, Followed] = field(default_factory=dict)
@@ -127,6 +165,7 @@ class Follower:
     _writes: list[PendingWrite] = field(default_factory=list)
     _list_dirty: bool = True
     _next_cancel_check: float = 0.0
+    _next_tracker_check: float = 0.0
     _canceling: set[int] = field(default_factory=set)
     _watched: set[int] = field(default_factory=set)
     _nudge: set[int] = field(default_factory=set)
@@ -277,27 +316,35 @@ class Follower:
         ended: list[tuple[int, int]] = []
         deadline = time.monotonic() + 10 * IDLE_PAUSE + conf.CONNECT_TIMEOUT
         merge_until = time.monotonic() + MERGE_SECONDS
+        urgent = bool(self._nudge)
         while True:
             frame = self._next_frame()
             if frame is None:
-                if time.monotonic() > deadline:
+                now = time.monotonic()
+                if now > deadline:
                     raise ConnectionLost("the server's reader stopped answering")
-                select.select([self._stream], [], [], IDLE_PAUSE)
+                wait = IDLE_PAUSE if now >= merge_until else min(IDLE_PAUSE, merge_until - now)
+                select.select([self._stream], [], [], max(wait, 0.01))
                 continue
             kind, fields, data = frame
             if kind == "H":
-                # Passes the reader sent while this one was stored are taken together:
-                # one transaction for all, however far behind the database is.
-                if time.monotonic() < merge_until and self._buffered():
+                # Passes are taken together, one transaction for all: those the reader
+                # sent while the last one was stored (however far behind the database
+                # is), and those that bring nothing someone waits for.
+                if time.monotonic() < merge_until and (self._buffered() or not urgent):
                     continue
                 break
             if kind == "D":
-                self._received(int(fields[0]), int(fields[1]), int(fields[2]), data)
+                pk = int(fields[0])
+                self._received(pk, int(fields[1]), int(fields[2]), data)
+                urgent = urgent or pk in self._watched
             elif kind == "E":
                 ended.append((int(fields[0]), int(fields[1])))
+                urgent = True
             elif kind == "G":
                 # Its monitor died without writing an exit code: the finisher says so.
                 ended.append((int(fields[0]), -1))
+                urgent = True
         self._after_pass(ended)
 
     def _buffered(self) -> bool:
@@ -364,34 +411,43 @@ class Follower:
         if checking:
             self._next_cancel_check = now + CANCEL_CHECK_SECONDS
             self._stop_canceled(asked)
+        if now >= self._next_tracker_check and self.jobs:
+            self._next_tracker_check = now + TRACKER_CHECK_SECONDS
+            self._start_tracker()
+
+    def _start_tracker(self) -> None:
+        """Starts the login's process tracker unless one runs (its lock says so), from the
+        ``tree.sh`` of a followed job: each job's monitor starts one only at launch."""
+        assert self.transport is not None
+        process = next(iter(self.jobs.values())).process
+        script = f"{process.control_directory}/tree.sh"
+        self.transport.run_shell(
+            f'[ -d "$HOME/.drs-tracker/jobs" ] && setsid /bin/sh {qpath(script)} tracker '
+            '"$HOME/.drs-tracker" </dev/null >/dev/null 2>&1 &'
+        )
 
     def _store(self, checking: bool) -> tuple[set[int], set[int]]:
-        """A pass's database work: which jobs are watched (when ``checking``), the pass's
-        rows, offsets and leases in one transaction, the watched jobs' events; returns
-        the jobs taken over by another worker, and those asked to cancel."""
+        """A pass's database work: which jobs are watched and asked to cancel (when
+        ``checking``), the pass's rows, offsets and leases in one transaction, the
+        watched jobs' events; returns the jobs taken over by another worker, and those
+        asked to cancel."""
+        asked: set[int] = set()
         if checking:
-            self._check_watched()
+            if self.flags is None:  # a follower of its own, not an Engine's
+                self.flags = FlagsCache(self.owner).get
+            watched, canceled = self.flags()
+            self._check_watched(watched)
+            asked = set(canceled) & set(self.jobs)
         lost = store_writes(self._writes, self.owner, self._publish)
         if self._nudge:  # nothing stored for them this pass: tell their sockets anyway
             self._publish([])
-        asked: set[int] = set()
-        if checking:
-            asked = set(
-                Job.objects.filter(
-                    pk__in=list(self.jobs), cancel_requested_at__isnull=False
-                ).values_list("pk", flat=True)
-            )
         return lost, asked
 
-    def _check_watched(self) -> None:
+    def _check_watched(self, watched_now: frozenset[int]) -> None:
         """Which followed jobs someone watches (``events.watch``): only theirs get log
         events. A job newly watched gets one at the next commit even without new rows:
         its ``after_id`` lets the socket read what it missed before."""
-        watched = set(
-            Job.objects.filter(
-                watched_until__gt=timezone.now(), lease_owner=self.owner
-            ).values_list("pk", flat=True)
-        ) & set(self.jobs)
+        watched = set(watched_now) & set(self.jobs)
         self._nudge |= watched - self._watched
         self._watched = watched
 
@@ -542,10 +598,14 @@ class Engine:
     )
     #: Jobs handed to the finishers and not finished yet.
     _waiting: int = 0
+    _flags: FlagsCache = field(init=False)
     #: The one thread (and database connection) of the followers' database work.
     _database: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="drs-store")
     )
+
+    def __post_init__(self) -> None:
+        self._flags = FlagsCache(self.owner)
 
     def store(self, work: Callable[[], T]) -> T:
         """Runs ``work`` in the host's database thread, and returns what it returned."""
@@ -585,7 +645,13 @@ class Engine:
             follower = self.followers.get(key)
             if follower is None or follower._stop.is_set():
                 follower = self.followers[key] = Follower(
-                    key, self.owner, self._finish, self._follow_alone, self.on_end, self.store
+                    key,
+                    self.owner,
+                    self._finish,
+                    self._follow_alone,
+                    self.on_end,
+                    self.store,
+                    self._flags.get,
                 )
         follower.add(followed)
 

@@ -153,6 +153,7 @@ def test_log_events_go_only_to_watched_jobs_and_a_new_watcher_sees_the_gap(stack
     # from its history to there from the database, so nothing is missed.
     assert logs[0]["after_id"] is not None
     assert logs[0]["after_id"] >= history
+    # In order: a pass that took several reads together sends several events of the job.
     for before, after in itertools.pairwise(logs):
         last = before["ids"][-1] if before["ids"] else before["after_id"]
         assert after["after_id"] == last
@@ -267,3 +268,105 @@ def test_following_many_servers_costs_one_database_connection(openssh_target):
     # No follower thread connected; the database thread did, once, for all three.
     assert [name for name in opened if name.startswith("drs-follow")] == []
     assert len([name for name in opened if name.startswith("drs-store")]) == 1
+
+
+#: Waits until the login's tracker is killed (the test says so by a file), then leaves
+#: a child behind in a session of its own (its middle process lives 3 s), and ends.
+ESCAPES_LATER = r"""
+while [ ! -e tracker-killed ]; do sleep 0.1; done
+sh -c 'setsid sleep 1000 </dev/null >/dev/null 2>&1 &
+  echo $! > escaped.tmp && mv escaped.tmp escaped; sleep 3' &
+wait
+echo "1 middle gone"
+sleep 1
+"""
+
+
+def test_a_killed_tracker_is_started_again_by_the_follower(openssh_target, monkeypatch):
+    from django_remote_submission import follower as follower_module
+    from django_remote_submission import jobs
+    from django_remote_submission.follower import Engine
+    from django_remote_submission.runner import HandedOver, control_directory, run_job
+    from tests.factories import make_interpreter
+    from tests.test_kill_tree import TRACKERS
+
+    monkeypatch.setattr(follower_module, "TRACKER_CHECK_SECONDS", 1.0)
+    target = openssh_target
+    t = target.transport
+    shell = make_interpreter(name="sh", path="/bin/sh")
+    target.server.interpreters.add(shell)
+    job = target.job(ESCAPES_LATER, remote_filename="later.sh", interpreter=shell)
+    ends = []
+    engine = Engine(jobs.new_owner(), lambda job, results, error: ends.append(error))
+    with pytest.raises(HandedOver):
+        run_job(job, target.options(), hand_over_after=0)
+    job.refresh_from_db()
+    assert jobs.take_over(job, engine.owner)
+    escaped = None
+    try:
+        engine.adopt(job)
+        wait_for(lambda: t.run_shell(TRACKERS).stdout.split(), what="the login's tracker")
+        t.run_shell("pkill -KILL -u \"$(id -u)\" -f '[t]ree[.]sh tracker'")
+        assert t.run_shell(TRACKERS).stdout.split() == []
+        t.put_text("", f"{target.directory}/tracker-killed")
+        wait_for(lambda: job.logs.filter(content="1 middle gone\n").exists(), what="the escape")
+        escaped = t.read_file(f"{target.directory}/escaped").decode().strip()
+        tree = t.read_file(f"{control_directory(job)}/tree").decode()
+        # Recorded by a tracker the follower started again (the job's monitor did not).
+        assert escaped in {line.split()[0] for line in tree.splitlines() if line.strip()}
+        wait_for(lambda: ends, what="the job's end")
+    finally:
+        engine.stop()
+        if escaped:
+            t.run(["kill", "-KILL", escaped])
+    assert ends == [None]
+
+
+def test_the_reader_sees_a_list_written_again_within_the_second_as_long_as_before(tmp_path):
+    # One job replaced by another, in place (same inode), as long, within the same second:
+    # only the mtime's fraction tells the two lists apart.
+    import os
+    import shutil
+    import subprocess
+
+    from django_remote_submission.transport.scripts import READER
+
+    if shutil.which("perl") is None:
+        pytest.skip("no perl on this machine")
+    for name in ("c1", "c2"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "stdout").write_bytes(f"{name}\n".encode())
+        (tmp_path / name / "stderr").write_bytes(b"")
+    (tmp_path / "reader.pl").write_text(READER)
+    listing = tmp_path / "list"
+
+    def write_list(job, name, nanoseconds):
+        with listing.open("r+b" if listing.exists() else "wb") as out:
+            out.truncate(0)
+            out.write(f"{job} 0 0 {str(tmp_path / name).encode().hex()} 0\nEND\n".encode())
+        os.utime(listing, ns=(second + nanoseconds, second + nanoseconds))
+
+    second = (int(time.time()) - 5) * 10**9
+    write_list(7, "c1", 100_000_000)
+    reader = subprocess.Popen(
+        ["perl", str(tmp_path / "reader.pl"), str(listing), "0.05", "0.05", "65536"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        seen = b""
+
+        def until(data):
+            nonlocal seen
+            deadline = time.monotonic() + 10
+            while data not in seen and time.monotonic() < deadline:
+                seen += os.read(reader.stdout.fileno(), 65536)
+            return data in seen
+
+        assert until(b"D 7 0 0 3\nc1\n")
+        write_list(8, "c2", 600_000_000)
+        seen = b""
+        assert until(b"D 8 0 0 3\nc2\n")
+    finally:
+        reader.kill()
+        reader.wait()
+        reader.stdout.close()
