@@ -157,6 +157,8 @@ def run(jobs: int, servers: int, seconds: int, work: Path, slots: int) -> dict[s
 
     sampler = threading.Thread(target=sample)
     sampler.start()
+    # Rows of an earlier run of this process (10 jobs, then 100) are not this run's.
+    first_id = Log.objects.order_by("-id").values_list("id", flat=True).first() or 0
     started = time.monotonic()
     made = []
     for index in range(jobs):
@@ -178,7 +180,7 @@ def run(jobs: int, servers: int, seconds: int, work: Path, slots: int) -> dict[s
 
     delays: list[float] = []
     printed: list[float] = []
-    last_id = 0
+    last_id = first_id
     steady_from = steady_to = None
     cpu_from = cpu_to = 0.0
     while True:
