@@ -62,7 +62,7 @@ IDLE_PAUSE = 0.25
 #: of jobs nobody watches. The latter wait GATHER_SECONDS for each follower of the
 #: worker host, up to MERGE_SECONDS: the host's transactions a second stay about the
 #: same however many (server, login) it follows (ten followers storing each pass cost
-#: 39 % of a core for 1,000 jobs, 24 % so). Output of a watched job or an ending job
+#: 39 % of a core for 1,000 jobs, 21-24 % so). Output of a watched job or an ending job
 #: ends the wait at once.
 MERGE_SECONDS = 0.5
 GATHER_SECONDS = 0.1
