@@ -432,9 +432,12 @@ class Follower:
         assert self.transport is not None
         process = next(iter(self.jobs.values())).process
         script = f"{process.control_directory}/tree.sh"
+        # The tracker is a simple command in the background, all its descriptors away
+        # from the session's: the session (and this thread) would wait for it otherwise.
         self.transport.run_shell(
-            f'[ -d "$HOME/.drs-tracker/jobs" ] && setsid /bin/sh {qpath(script)} tracker '
-            '"$HOME/.drs-tracker" </dev/null >/dev/null 2>&1 &'
+            '[ -d "$HOME/.drs-tracker/jobs" ] || exit 0\n'
+            f'setsid /bin/sh {qpath(script)} tracker "$HOME/.drs-tracker" '
+            "</dev/null >/dev/null 2>&1 &"
         )
 
     def _store(self, checking: bool) -> tuple[set[int], set[int]]:

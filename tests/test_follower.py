@@ -271,14 +271,15 @@ def test_following_many_servers_costs_one_database_connection(openssh_target):
 
 
 #: Waits until the login's tracker is killed (the test says so by a file), then leaves
-#: a child behind in a session of its own (its middle process lives 3 s), and ends.
+#: a child behind in a session of its own (its middle process lives 3 s), and ends when
+#: the test has read its record (another file).
 ESCAPES_LATER = r"""
 while [ ! -e tracker-killed ]; do sleep 0.1; done
 sh -c 'setsid sleep 1000 </dev/null >/dev/null 2>&1 &
   echo $! > escaped.tmp && mv escaped.tmp escaped; sleep 3' &
 wait
 echo "1 middle gone"
-sleep 1
+while [ ! -e may-end ]; do sleep 0.1; done
 """
 
 
@@ -314,6 +315,7 @@ def test_a_killed_tracker_is_started_again_by_the_follower(openssh_target, monke
         tree = t.read_file(f"{control_directory(job)}/tree").decode()
         # Recorded by a tracker the follower started again (the job's monitor did not).
         assert escaped in {line.split()[0] for line in tree.splitlines() if line.strip()}
+        t.put_text("", f"{target.directory}/may-end")
         wait_for(lambda: ends, what="the job's end")
     finally:
         engine.stop()
