@@ -73,7 +73,11 @@ TEMPLATES = [
 
 STATIC_URL = "/static/"
 MEDIA_URL = "/media/"
-MEDIA_ROOT = tempfile.mkdtemp(prefix="drs-test-media-")
+MEDIA_ROOT = os.environ.get("DRS_MEDIA_ROOT") or tempfile.mkdtemp(prefix="drs-test-media-")
+# Set by tests/test_upgrade_2x.py to build a database with the migrations of an earlier
+# development version of 3.0 (tests/drs2x/migrations_30dev).
+if os.environ.get("DRS_MIGRATIONS"):
+    MIGRATION_MODULES = {"django_remote_submission": os.environ["DRS_MIGRATIONS"]}
 
 CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}

@@ -5,14 +5,11 @@ from django.db import migrations, models
 
 
 def state_from_status(apps, schema_editor):
-    """Jobs made before the state field: a launched job is running, one not yet launched
-    is queued; ended jobs keep their outcome."""
+    """Ended jobs keep their outcome as their state; the others stay queued. A 2.x job
+    left ``submitted`` is ended by 0007_upgrade_from_2x, which can say why."""
     Job = apps.get_model("django_remote_submission", "Job")
     Job.objects.filter(status="success").update(state="success")
     Job.objects.filter(status="failure").update(state="failure")
-    running = Job.objects.filter(status="submitted")
-    running.filter(remote_pgid__isnull=False).update(state="running")
-    running.filter(remote_pgid__isnull=True).update(state="starting")
 
 
 class Migration(migrations.Migration):
