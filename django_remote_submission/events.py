@@ -20,6 +20,7 @@ from asgiref.sync import async_to_sync
 from django.db import transaction
 from django.utils import timezone
 
+from django_remote_submission import signals
 from django_remote_submission.models import Job, Log
 
 logger = logging.getLogger(__name__)
@@ -292,11 +293,22 @@ def watch(job_pk: int) -> None:
 
 
 def job_saved(sender: type[Job], instance: Job, created: bool, raw: bool, **kwargs: Any) -> None:
-    """post_save receiver: one status event per actual change of status (admin included)."""
+    """post_save receiver: one status event per actual change of status (admin included),
+    and ``signals.job_status_changed`` per change of status or state."""
     if raw:
         return
-    if created or instance.tracker.has_changed("status"):
+    status_changed = created or instance.tracker.has_changed("status")
+    if status_changed:
         publish_status(instance)
+    if status_changed or instance.tracker.has_changed("state"):
+        status, state = instance.status, instance.state
+        previous_status = None if created else instance.tracker.previous("status")
+        previous_state = None if created else instance.tracker.previous("state")
+        transaction.on_commit(
+            lambda: signals.send_job_status_changed(
+                instance, status, previous_status, state, previous_state
+            )
+        )
 
 
 def log_saved(sender: type[Log], instance: Log, created: bool, raw: bool, **kwargs: Any) -> None:

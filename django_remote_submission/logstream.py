@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from django_remote_submission.exceptions import LeaseLost
 from django_remote_submission.models import Job, Log
+from django_remote_submission.signals import send_logs_stored
 
 logger = logging.getLogger(__name__)
 
@@ -451,6 +452,7 @@ class LogWriter:
                 self._last_log_id = rows[-1].id
 
                 def committed() -> None:
+                    send_logs_stored(job_pk, rows)
                     if publish is not None:
                         publish(job_pk, rows, after)
                     if callback is not None:
@@ -518,6 +520,8 @@ def store_writes(
                 write.writer.rows_written += len(mine)
 
         def committed() -> None:
+            for writer, mine, _after in published:
+                send_logs_stored(writer.job.pk, mine)
             if publish_many is not None:
                 publish_many([(writer.job.pk, mine, after) for writer, mine, after in published])
             for writer, mine, after in published:

@@ -362,7 +362,7 @@ class Job(TimeStampedModel):
     }
 
     objects = JobQuerySet.as_manager()
-    tracker = FieldTracker(fields=["status"])
+    tracker = FieldTracker(fields=["status", "state"])
 
     class Meta:
         verbose_name = _("job")
