@@ -1,4 +1,5 @@
-"""The app's exception hierarchy; messages are written for the person who must act on them."""
+"""The app's exceptions, all importable from here; messages are written for the person who
+must act on them. Each is a ``RemoteSubmissionError``."""
 
 
 class RemoteSubmissionError(Exception):
@@ -30,6 +31,11 @@ class CommandTimedOut(TransportError):
     """A command did not finish in the time it was given."""
 
 
+class ServerGone(ConnectionLost):
+    """The connection was lost and could not be made again in time: the program may
+    still run on the server."""
+
+
 class LoginRefused(RemoteSubmissionError):
     """The site's login policy does not let this user run jobs as this login."""
 
@@ -37,3 +43,21 @@ class LoginRefused(RemoteSubmissionError):
 class LeaseLost(RemoteSubmissionError):
     """Another worker took the job over (this one was presumed dead): stop following it
     without writing anything more."""
+
+
+class SecretError(RemoteSubmissionError):
+    """A sealed secret could not be opened (another key, or it was tampered with)."""
+
+
+class JobCanceled(RemoteSubmissionError):
+    """The job was canceled while it ran: its program was stopped."""
+
+
+class HandedOver(RemoteSubmissionError):
+    """The task that launched the job handed it to its worker host's follower, which
+    finishes it and stores its outcome for ``.get()``."""
+
+
+class NotClaimed(RemoteSubmissionError):
+    """The job was not queued when this run wanted it: another worker holds it, it was
+    canceled, or it ended."""

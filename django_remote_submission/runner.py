@@ -22,13 +22,17 @@ from django_remote_submission.exceptions import (
     AuthenticationFailed,
     ConnectionFailed,
     ConnectionLost,
+    HandedOver,
+    JobCanceled,
     LeaseLost,
+    NotClaimed,
     RemoteSubmissionError,
+    ServerGone,
 )
 from django_remote_submission.logstream import STREAMS, LineSplitter, LogPolicy, LogRow, LogWriter
 from django_remote_submission.models import Job, Log, Server
 from django_remote_submission.results import collect, snapshot
-from django_remote_submission.transport import LocalTransport, SSHTransport, Transport
+from django_remote_submission.transport import LocalTransport, Transport, connect_ssh
 from django_remote_submission.transport.detached import DetachedProcess, describe_survivors
 from django_remote_submission.transport.shell import remote_path
 
@@ -122,7 +126,7 @@ def build_transport(job: Job, options: RunOptions) -> Transport:
     if not options.remote:
         return LocalTransport()
     server = job.server
-    return SSHTransport(
+    return connect_ssh(
         server.hostname,
         server.port,
         login_name(job, options.username),
@@ -167,20 +171,6 @@ def program_argument(job: Job) -> str:
     # A name starting with "-" would be read as an option by the interpreter.
     name = job.remote_filename
     return name if not name.startswith("-") else f"./{name}"
-
-
-class ServerGone(ConnectionLost):
-    """The connection was lost and could not be made again in time: the program may
-    still run on the server."""
-
-
-class JobCanceled(RemoteSubmissionError):
-    pass
-
-
-class HandedOver(RemoteSubmissionError):
-    """The task that launched the job handed it to its worker host's follower, which
-    finishes it and stores its outcome for ``.get()``."""
 
 
 class JobRunner:
@@ -673,11 +663,6 @@ def record_failure(
         jobs.fail(job, reason, owner=owner, canceled=canceled, reattach=reattach)
     except Exception:
         logger.exception("Could not record the failure of job %s", job.pk)
-
-
-class NotClaimed(RemoteSubmissionError):
-    """The job was not queued when this run wanted it: another worker holds it, it was
-    canceled, or it ended."""
 
 
 def run_job(

@@ -16,14 +16,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 
 from django_remote_submission.conf import conf
-from django_remote_submission.exceptions import RemoteSubmissionError
+from django_remote_submission.exceptions import SecretError
 
 MARKER = "__drs_sealed__"
 MASK = "********"
-
-
-class SecretError(RemoteSubmissionError):
-    """A sealed secret could not be opened (another key, or it was tampered with)."""
 
 
 def _fernet(material: str) -> Fernet:

@@ -22,15 +22,18 @@ from django.db import transaction
 
 from django_remote_submission import jobs, secrets, worker
 from django_remote_submission.conf import conf
-from django_remote_submission.exceptions import LeaseLost
+from django_remote_submission.exceptions import (
+    HandedOver,
+    JobCanceled,
+    LeaseLost,
+    NotClaimed,
+    SecretError,
+)
 from django_remote_submission.keys import deploy_key, find_public_key, remove_key
 from django_remote_submission.logstream import LogPolicy
 from django_remote_submission.models import Job, Server
 from django_remote_submission.results import is_matching
 from django_remote_submission.runner import (
-    HandedOver,
-    JobCanceled,
-    NotClaimed,
     RunOptions,
     copy_job,
     record_failure,
@@ -38,7 +41,7 @@ from django_remote_submission.runner import (
     run_job,
     timeout_seconds,
 )
-from django_remote_submission.transport import LocalTransport, SSHTransport, Transport
+from django_remote_submission.transport import LocalTransport, Transport, connect_ssh
 from django_remote_submission.transport.ssh import pool as connection_pool
 
 __all__ = [
@@ -95,7 +98,7 @@ class SecretArgumentsTask(Task[Any, Any]):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             opened = {name: secrets.unseal(value) for name, value in kwargs.items()}
-        except secrets.SecretError as exc:
+        except SecretError as exc:
             job_pk = kwargs.get("job_pk")
             job = Job.objects.filter(pk=job_pk).first() if job_pk is not None else None
             if job is not None:
@@ -315,7 +318,7 @@ def _key_transport(
         .distinct()
     )
     keys = list(pinned[:2])
-    return SSHTransport(
+    return connect_ssh(
         hostname,
         port,
         username,

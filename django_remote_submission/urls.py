@@ -1,6 +1,14 @@
 """The app's HTTP routes: the REST API of 2.x (servers/, jobs/, logs/, results/ ...).
 
-urlpatterns = [path("", include("django_remote_submission.urls"))]
+With the 2.x route names, global (``job-list``, ``job-detail``...)::
+
+    urlpatterns = [path("api/", include("django_remote_submission.urls"))]
+
+or under the namespace ``remote_submission`` (``remote_submission:job-list``...)::
+
+    from django_remote_submission.urls import namespaced
+
+    urlpatterns = [path("api/", include(namespaced))]
 """
 
 from django.urls import path
@@ -12,3 +20,7 @@ urlpatterns = [
     *api_urlpatterns,
     path("job-user-status/", JobUserStatusView.as_view(), name="job-user-status"),
 ]
+
+#: The same routes, for ``include()``, under the application and instance namespace
+#: ``remote_submission``.
+namespaced = (urlpatterns, "remote_submission")

@@ -265,8 +265,9 @@ class Demo:
 
         if not apps.ready:
             return
+        from django_remote_submission.exceptions import JobCanceled
         from django_remote_submission.models import Job
-        from django_remote_submission.runner import JobCanceled, record_failure
+        from django_remote_submission.runner import record_failure
 
         for job in Job.objects.exclude(status__in=Job.FINAL_STATUSES):
             if self.ssh is not None and job.remote_pgid and job.server_id == DEMO_SERVER_PK:

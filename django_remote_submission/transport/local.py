@@ -47,9 +47,16 @@ class LocalTransport(Transport):
     over SSH.
     """
 
-    def __init__(self, workdir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: str | os.PathLike[str] | None = None,
+        *,
+        environment: dict[str, str] | None = None,
+    ) -> None:
         super().__init__()
         self.workdir = Path(workdir) if workdir is not None else None
+        #: The commands' environment variables; None: this process's.
+        self.environment = environment
 
     @property
     def description(self) -> str:
@@ -73,6 +80,7 @@ class LocalTransport(Transport):
             completed = subprocess.run(
                 ["/bin/sh", "-c", command],
                 cwd=self.workdir,
+                env=self.environment,
                 input=input if input is not None else b"",
                 capture_output=True,
                 timeout=timeout,
@@ -86,6 +94,7 @@ class LocalTransport(Transport):
         process = subprocess.Popen(
             ["/bin/sh", "-c", command],
             cwd=self.workdir,
+            env=self.environment,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
