@@ -271,6 +271,10 @@ def _check_sqlite() -> list[CheckMessage]:
 def check_celery_app(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
+    from celery import _state
+
+    if not hasattr(_state, "_tls") or not hasattr(_state, "default_app"):
+        return []  # a Celery whose internals moved: better no warning than a wrong one
     app = _current_celery_app()
     package = str(getattr(settings, "SETTINGS_MODULE", "") or "").rpartition(".")[0] or "proj"
     if app is None or _is_fallback(app):
@@ -318,8 +322,7 @@ def _current_celery_app() -> Any:
     """
     from celery import _state
 
-    tls = getattr(_state, "_tls", None)
-    return getattr(tls, "current_app", None) or getattr(_state, "default_app", None)
+    return getattr(_state._tls, "current_app", None) or _state.default_app
 
 
 def _is_fallback(app: Any) -> bool:
