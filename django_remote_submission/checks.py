@@ -322,7 +322,8 @@ def _current_celery_app() -> Any:
     """
     from celery import _state
 
-    return getattr(_state._tls, "current_app", None) or _state.default_app
+    state: Any = _state  # private: the type stubs do not describe it
+    return getattr(state._tls, "current_app", None) or state.default_app
 
 
 def _is_fallback(app: Any) -> bool:
