@@ -12,7 +12,10 @@ show in the rendered page)::
 The quickstart builds a new project, `django-admin startproject mysite`, and runs it
 against an embedded SSH server and an embedded Redis. The only changes made to the text
 are the addresses: the docs' example.com, port 22, localhost:6379 and port 8000 become
-those of the servers the test started. Then the README's Python runs in that project.
+those of the servers the test started; and `pip install ./django-remote-submission`, the
+checkout, takes the app this suite runs (installed from this checkout already; CI's
+.ci/check-wheel installs a checkout and a wheel into new virtualenvs). Then the README's
+Python runs in that project, and a real Chromium opens its admin and its pages.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pathlib import Path
 import pytest
 
 from django_remote_submission.testing import EmbeddedSSHServer, RedisServer, free_port
+from tests.conftest import REQUIRE_SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.example
@@ -161,6 +165,8 @@ class Project:
             '"redis://localhost:6379"': f'"redis://127.0.0.1:{self.redis.port}"',
             'hostname="example.com", port=22': f'hostname="127.0.0.1", port={self.ssh.port}',
             "-p 8000 ": f"-p {self.web_port} ",
+            "runserver 8000": f"runserver {self.web_port}",
+            "pip install ./django-remote-submission ": "pip install django-remote-submission ",
         }
         for old, new in replacements.items():
             text = text.replace(old, new)
@@ -182,16 +188,19 @@ class Project:
             path.write_text(code)
             return ""
         if snippet.action == "shell":
-            done = subprocess.run(
-                [sys.executable, "manage.py", "shell", "-c", code],
-                cwd=self.root, env=self.env, capture_output=True, text=True, timeout=180,
-            )  # fmt: skip
+            done = self.shell(code)
             output = done.stdout
             assert done.returncode == 0, f"{snippet.where}: {output[-2000:]}{done.stderr[-3000:]}"
             for expected in snippet.options.get("expect", []):
                 assert expected in output, f"{snippet.where}: {expected!r} not in {output!r}"
             return done.stdout
         raise AssertionError(f"{snippet.where}: cannot run a {snippet.action!r} snippet here")
+
+    def shell(self, code: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=self.root, env=self.env, capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
 
     def _console(self, snippet: Snippet, code: str) -> str:
         cwd = self.parent if snippet.options.get("cwd") == ["parent"] else self.root
@@ -209,6 +218,8 @@ class Project:
                 f"{snippet.where}: `{command}` failed: {done.stdout[-2000:]}{done.stderr[-3000:]}"
             )
             output.append(done.stdout)
+        for expected in snippet.options.get("expect", []):
+            assert expected in "".join(output), f"{snippet.where}: {expected!r} not in {output!r}"
         return "".join(output)
 
     def _background(self, snippet: Snippet, code: str) -> None:
@@ -286,6 +297,84 @@ def test_quickstart_runs_as_written(project: Project) -> None:
     assert "{'answer.txt': " in job_output
     assert "stdout hello from the cluster" in job_output
     assert "b'42'" in job_output
+    # The version check found 3.0, and collectstatic gathered the app's scripts.
+    version = next(out for s, out in ran if "pip show" in s.code)
+    assert re.search(r"^Version: 3\.", version, re.MULTILINE)
+    static = project.root / "staticfiles"
+    for name in ("job-log.js", "job-status.js", "remote-submission.css"):
+        assert (static / "django_remote_submission" / name).is_file()
+    assert (static / "admin" / "css" / "base.css").is_file()
+
+
+#: A job that prints while the browser watches: numbered lines, a second apart.
+LIVE_JOB = """
+from django.contrib.auth import get_user_model
+from django_remote_submission.models import Interpreter, Job, Server
+from django_remote_submission.tasks import submit_job_to_server
+
+job = Job.objects.create(
+    title="Ticks",
+    program="import time\\nfor i in range(1, 7):\\n    print('tick', i, flush=True)\\n"
+    "    time.sleep(1)\\n",
+    remote_directory="jobs/ticks/",
+    remote_filename="ticks.py",
+    owner=get_user_model().objects.create_superuser("admin", "a@example.com", "admin password"),
+    server=Server.objects.get(title="Analysis cluster"),
+    interpreter=Interpreter.objects.get(name="python3"),
+)
+submit_job_to_server.delay(job_pk=job.pk, username="alice", password=PASSWORD)
+print("JOB", job.pk)
+"""
+
+
+def test_quickstart_pages_load_their_scripts_and_the_log_is_live(project: Project) -> None:
+    """The admin (with its styles), the job's admin page (whose live log the app's script
+    runs) and the job-user-status page, in Chromium, under the quickstart's runserver."""
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no {CHROMIUM}") if not REQUIRE_SERVICES else pytest.fail(f"no {CHROMIUM}")
+    from playwright.sync_api import expect, sync_playwright
+
+    done = project.shell(LIVE_JOB.replace("PASSWORD", repr(PASSWORD)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    job_pk = int(done.stdout.split("JOB ")[1].split()[0])
+    url = f"http://127.0.0.1:{project.web_port}"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page()
+            statics: dict[str, int] = {}
+            page.on(
+                "response",
+                lambda r: statics.__setitem__(r.url, r.status) if "/static/" in r.url else None,
+            )
+            page.goto(f"{url}/admin/django_remote_submission/job/{job_pk}/change/")
+            page.fill("#id_username", "admin")
+            page.fill("#id_password", "admin password")
+            page.click("input[type=submit]")
+            page.wait_for_url(f"**/job/{job_pk}/change/")
+            # The lines arrive over the websocket while the job runs, then its end.
+            box = page.locator("[data-drs-log]")
+            expect(box).to_have_attribute("data-drs-following", "yes")
+            expect(box.locator("[data-drs-lines]")).to_contain_text("tick 6", timeout=60_000)
+            expect(box.locator("[data-drs-state]")).to_contain_text("success", timeout=60_000)
+            lines = box.locator(".drs-line").all_inner_texts()
+            assert [line.strip() for line in lines] == [f"tick {i}" for i in range(1, 7)]
+
+            page.goto(f"{url}/api/job-user-status/")
+            expect(page.locator("[data-drs-status]")).to_contain_text("Ticks")
+            expect(page.locator("[data-drs-status]")).to_contain_text("success")
+        finally:
+            browser.close()
+    loaded = {address.split("/static/", 1)[1]: status for address, status in statics.items()}
+    assert loaded.get("admin/css/base.css") == 200
+    assert loaded.get("django_remote_submission/job-log.js") == 200
+    assert loaded.get("django_remote_submission/job-status.js") == 200
+    assert loaded.get("django_remote_submission/remote-submission.css") == 200
+    assert all(status == 200 for status in loaded.values()), loaded
 
 
 def test_quickstart_site_serves_the_api_and_guards_the_websockets(project: Project) -> None:
