@@ -64,6 +64,19 @@ class Site:
         assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
+    def execute(self, *statements: str) -> None:
+        """Plain SQL on the site's database, as a hand-made change to it would be."""
+        if self.url.startswith("sqlite:///"):
+            database = sqlite3.connect(self.url.removeprefix("sqlite:///"))
+            with database:
+                for statement in statements:
+                    database.execute(statement)
+            database.close()
+            return
+        with psycopg.connect(self.url.replace("postgres://", "postgresql://", 1)) as database:
+            for statement in statements:
+                database.execute(statement)
+
     def manage(self, *args: str, **extra: str) -> str:
         return self.run("-m", "django", *args, **extra)
 
@@ -303,3 +316,32 @@ def test_arguments_that_are_no_list_literal_are_split_as_shell_words() -> None:
     assert upgrade.parse_arguments("('-u',)") == ["-u"]
     assert upgrade.parse_arguments("-u -W 'ignore x'") == ["-u", "-W", "ignore x"]
     assert upgrade.parse_arguments("'-u'") == ["-u"]
+
+
+def test_hand_made_2x_rows_are_kept_too(make_site: Any, backend: str) -> None:
+    """Rows 2.x itself would not have written, but a database may hold: arguments that
+    are no list literal, and two jobs sharing a uuid (2.x did not make it unique)."""
+    site, expected = site_2x(make_site, backend)
+    first, second = expected["jobs"][0], expected["jobs"][1]
+    assert (first["id"], second["id"]) == (1, 2)
+    site.execute(
+        "UPDATE django_remote_submission_interpreter SET arguments = '-u -W \"ignore x\"' "
+        "WHERE name = 'Bash'",
+        "UPDATE django_remote_submission_interpreter SET arguments = '' WHERE name = 'Python 3'",
+        "UPDATE django_remote_submission_job SET uuid = "
+        "(SELECT uuid FROM django_remote_submission_job WHERE id = 1) WHERE id = 2",
+    )
+
+    site.manage("migrate", "--no-input")
+    rows = site.read()["rows"]
+    arguments = {i["name"]: i["arguments"] for i in rows["interpreters"]}
+    assert arguments["Bash"] == ["-u", "-W", "ignore x"]
+    assert arguments["Python 3"] == []
+    jobs = by_id(rows["jobs"])
+    assert len(jobs) == len(expected["jobs"])
+    assert jobs[first["id"]]["uuid"] == first["uuid"]  # the first keeps its uuid
+    assert jobs[second["id"]]["uuid"] not in (first["uuid"], second["uuid"])
+    assert len({job["uuid"] for job in jobs.values()}) == len(jobs)
+    # The first job's result files are where they were, readable.
+    for result in rows["results"]:
+        assert result["size"] == len(result["content"].encode("utf-8"))
