@@ -4,6 +4,7 @@ logged in with a session cookie watches."""
 
 import asyncio
 import json
+import time
 
 import pytest
 import websockets
@@ -64,19 +65,53 @@ def submit(stack, target, job, arguments=None):
         connection.close()  # submit runs in a thread of its own: so does its connection
 
 
-async def read_frames(stack, path, cookie, until, *, limit=None):
-    """Frames of one socket until ``until(frame)`` is true, or ``limit`` log rows."""
+async def read_frames(stack, path, cookie, until, *, limit=None, listening=None):
+    """Frames of one socket until ``until(frame)`` is true, or ``limit`` log rows.
+
+    ``listening``, a future, gets the socket's ``history-complete`` frame: the consumer
+    sends it only after joining the group that carries the events, so from then on the
+    socket hears every one. If the socket fails or ends first, the future gets the error.
+    """
     frames = []
-    async with websockets.connect(
-        stack.websocket_url(path), additional_headers={"Cookie": cookie}, origin=stack.origin
-    ) as socket:
-        while True:
-            frame = json.loads(await asyncio.wait_for(socket.recv(), timeout=60))
-            frames.append(frame)
-            if until(frame):
-                return frames
-            if limit is not None and len(log_rows(frames)) >= limit:
-                return frames
+    try:
+        async with websockets.connect(
+            stack.websocket_url(path), additional_headers={"Cookie": cookie}, origin=stack.origin
+        ) as socket:
+            while True:
+                frame = json.loads(await asyncio.wait_for(socket.recv(), timeout=60))
+                frames.append(frame)
+                if listening is not None and history_complete(frame):
+                    listening.set_result(frame)
+                if until(frame):
+                    return frames
+                if limit is not None and len(log_rows(frames)) >= limit:
+                    return frames
+    except BaseException as exc:
+        if listening is not None and not listening.done():
+            listening.set_exception(exc)
+        raise
+    finally:
+        if listening is not None and not listening.done():
+            listening.set_exception(AssertionError(f"{path} ended before its history: {frames}"))
+
+
+async def subscribe(stack, path, cookie, until, *, limit=None):
+    """Starts reading a socket and returns once it hears every new event: the task that
+    reads it, to be awaited for its frames."""
+    listening = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(
+        read_frames(stack, path, cookie, until, limit=limit, listening=listening)
+    )
+    try:
+        await listening
+    except BaseException:
+        task.cancel()
+        raise
+    return task
+
+
+def history_complete(frame):
+    return isinstance(frame, dict) and frame.get("event") == "history-complete"
 
 
 def log_rows(frames):
@@ -107,11 +142,10 @@ def test_every_line_exactly_once_in_order_and_the_status_frames(
     job, cookie = job_and_cookie
 
     async def watch():
-        statuses = asyncio.create_task(
-            read_frames(stack, "/ws/job-user/", cookie, lambda f: f.get("status") == "success")
+        statuses = await subscribe(
+            stack, "/ws/job-user/", cookie, lambda f: f.get("status") == "success"
         )
-        logs = asyncio.create_task(read_frames(stack, f"/ws/job-log/{job.pk}/", cookie, finished))
-        await asyncio.sleep(0.5)  # both sockets are listening before the job starts
+        logs = await subscribe(stack, f"/ws/job-log/{job.pk}/", cookie, finished)
         await asyncio.to_thread(submit, stack, openssh_target, job)
         return await statuses, await logs
 
@@ -133,8 +167,7 @@ def test_a_client_that_drops_and_comes_back_with_since_misses_nothing(
     path = f"/ws/job-log/{job.pk}/"
 
     async def watch():
-        first = asyncio.create_task(read_frames(stack, path, cookie, finished, limit=300))
-        await asyncio.sleep(0.5)
+        first = await subscribe(stack, path, cookie, finished, limit=300)
         await asyncio.to_thread(submit, stack, openssh_target, job)
         before = await first  # the client goes away mid-job
         last = log_rows(before)[-1]["log_id"]
@@ -159,10 +192,7 @@ def test_redis_stopped_while_a_job_runs(openssh_target, job_and_cookie, tmp_path
     try:
 
         async def watch():
-            first = asyncio.create_task(
-                read_frames(stack, f"/ws/job-log/{job.pk}/", cookie, finished, limit=100)
-            )
-            await asyncio.sleep(0.5)
+            first = await subscribe(stack, f"/ws/job-log/{job.pk}/", cookie, finished, limit=100)
             await asyncio.to_thread(submit, stack, openssh_target, job)
             return await first
 
@@ -180,15 +210,19 @@ def test_redis_stopped_while_a_job_runs(openssh_target, job_and_cookie, tmp_path
         last = log_rows(before)[-1]["log_id"]
         path = f"/ws/job-log/{job.pk}/?since={last}"
         broken = []
-        for _attempt in range(10):
+        deadline = time.monotonic() + 60
+        while True:
             # As a browser does: a socket that the restart broke is opened again: 4503
-            # from the consumer, 1011 from daphne when the consumer itself failed.
+            # from the consumer, 1011 from daphne when the consumer itself failed. Until
+            # the socket is served, however many tries that takes; the pause between
+            # tries only spares the machine.
             try:
                 after = run(read_frames(stack, path, cookie, finished))
                 break
             except websockets.exceptions.ConnectionClosedError as exc:
                 broken.append(exc.rcvd.code if exc.rcvd else None)
-                run(asyncio.sleep(0.5))
+                assert time.monotonic() < deadline, f"never served again: {broken}"
+                run(asyncio.sleep(0.2))
         assert set(broken) <= {4503, 1011}
         received = [f["content"] for f in log_rows(before) + log_rows(after)]
         assert received == EXPECTED

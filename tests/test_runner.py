@@ -1,6 +1,7 @@
 """The runner against real servers: this host (remote=False), OpenSSH, embedded (, .env)."""
 
 import os
+import socket
 import textwrap
 import threading
 import time
@@ -241,25 +242,54 @@ def test_untouched_old_files_do_not_come_back(target):
     assert result_names(results) == ["changed.txt", "new.txt"]
 
 
+HOLD_FOR_THE_TEST = """
+    import os, socket
+    open("mine.txt", "w").write("mine")
+    # Tells the test that the job runs (after the snapshot), and as whom; ends once the
+    # test has written its files (or gone away).
+    with socket.create_connection(("127.0.0.1", {port}), timeout=60) as test:
+        test.sendall(b"%d\\n" % os.getuid())
+        test.recv(1)
+"""
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="making another user's file needs root")
 def test_another_users_file_changed_during_the_job_is_not_a_result(target):
-    """A shared directory such as /tmp holds other users' files: not this job's results."""
-    job = target.job("import time\nopen('mine.txt', 'w').write('mine')\ntime.sleep(1.5)")
+    """A shared directory such as /tmp holds other users' files: not this job's results.
 
-    def another_user_writes() -> None:
-        time.sleep(0.5)
-        other = Path(target.directory) / "theirs.txt"
-        other.write_text("not yours")
-        os.chown(other, 65534, 65534)  # nobody
+    Two files are written while the job runs, after its snapshot, one owned by the login
+    and one by another user: only the owner tells them apart, so only the filter on
+    owners can keep the second out.
+    """
+    directory = Path(target.directory)
+    errors = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(60)
+        job = target.job(HOLD_FOR_THE_TEST.format(port=listener.getsockname()[1]))
 
-    writer = threading.Thread(target=another_user_writes)
-    writer.start()
-    try:
-        results = submit(target, job)
-    finally:
-        writer.join()
-    assert (Path(target.directory) / "theirs.txt").exists()
-    assert result_names(results) == ["mine.txt"]
+        def write_while_the_job_runs() -> None:
+            try:
+                held, _ = listener.accept()
+                with held:
+                    held.settimeout(60)
+                    login = int(held.makefile("rb").readline())
+                    other = 65534 if login != 65534 else 65533  # nobody, or another
+                    for name, owner in (("theirs.txt", other), ("ours.txt", login)):
+                        (directory / name).write_text("written during the job")
+                        os.chown(directory / name, owner, -1)
+                    held.sendall(b"go")
+            except Exception as exc:  # asserted below, once the job has ended
+                errors.append(exc)
+
+        writer = threading.Thread(target=write_while_the_job_runs)
+        writer.start()
+        try:
+            results = submit(target, job)
+        finally:
+            writer.join()
+    assert errors == []
+    assert (directory / "theirs.txt").stat().st_uid != (directory / "ours.txt").stat().st_uid
+    assert result_names(results) == ["mine.txt", "ours.txt"]
 
 
 def test_the_program_of_a_job_sharing_the_directory_is_not_a_result(target):

@@ -1,7 +1,10 @@
 """The 2.x task API: through a real Celery worker and Redis, and its failure paths."""
 
+import base64
 import datetime as dt
 import logging
+import re
+import socket
 import time
 
 import pytest
@@ -39,8 +42,21 @@ def test_2x_names_and_values():
     assert submit_job_to_server.name == "django_remote_submission.tasks.submit_job_to_server"
 
 
+HOLD_FOR_THE_TEST = """
+    import socket
+    print("line", 0, flush=True)
+    # Holds the job until the test has looked through Redis while it runs.
+    with socket.create_connection(("127.0.0.1", {port}), timeout=60) as test:
+        test.recv(1)
+    for i in (1, 2):
+        print("line", i, flush=True)
+    open("out.txt", "w").write("done")
+"""
+
+
 def scan_redis(redis_url, needle):
-    """Every key and value in every Redis database that holds `needle`."""
+    """Every key and value in every Redis database that holds `needle`, in clear or in
+    the base64 body of a message (as Kombu's Redis transport stores task arguments)."""
     import redis
 
     found = []
@@ -56,10 +72,17 @@ def scan_redis(redis_url, needle):
                         b"set": lambda k, c=client: list(c.smembers(k)),
                         b"zset": lambda k, c=client: c.zrange(k, 0, -1),
                     }.get(kind, lambda k: [])(key)
-                    if needle in key or any(needle in (v or b"") for v in values):
+                    readable = [*values, *(body for v in values for body in message_bodies(v))]
+                    if needle in key or any(needle in (v or b"") for v in readable):
                         found.append((db, key))
         connection.ping()
     return found
+
+
+def message_bodies(value):
+    return [
+        base64.b64decode(body) for body in re.findall(rb'"body": "([A-Za-z0-9+/=]*)"', value or b"")
+    ]
 
 
 @pytest.mark.worker
@@ -73,27 +96,24 @@ def test_submit_through_celery_and_redis_leaves_no_password_anywhere(
     caplog.set_level(logging.DEBUG)
     celery_app.conf.result_extended = True
     password = target.account.password
-    job = target.job(
-        """
-        import time
-        for i in range(3):
-            print("line", i, flush=True)
-            time.sleep(0.5)
-        open("out.txt", "w").write("done")
-        """
-    )
-    result = submit_job_to_server.delay(
-        job_pk=job.pk,
-        password=password,
-        username=target.account.username,
-        timeout=dt.timedelta(minutes=5),
-        store_results=["*.txt"],
-    )
-    during = []
-    while not result.ready():
-        during += scan_redis(redis_url, password.encode())
-        time.sleep(0.2)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(60)
+        job = target.job(HOLD_FOR_THE_TEST.format(port=listener.getsockname()[1]))
+        result = submit_job_to_server.delay(
+            job_pk=job.pk,
+            password=password,
+            username=target.account.username,
+            timeout=dt.timedelta(minutes=5),
+            store_results=["*.txt"],
+        )
+        held, _ = listener.accept()  # the job runs: its task is the worker's
+        with held:
+            during = scan_redis(redis_url, password.encode())
+            # The scan reads the task's arguments where the broker keeps them.
+            sealed = scan_redis(redis_url, secrets.MARKER.encode())
+            held.sendall(b"go")
     results = result.get(timeout=60)
+    assert sealed != []
     assert list(results) == ["out.txt"]
     job.refresh_from_db()
     assert job.status == "success"
