@@ -114,19 +114,21 @@ def check_settings(
         if not rule.valid(value):
             errors.append(_bad_number(name, value, rule, check_id))
 
-    known_hosts = _value("KNOWN_HOSTS_FILE")
-    if (
-        known_hosts is not None
-        and not isinstance(known_hosts, str | bytes)
-        and not hasattr(known_hosts, "__fspath__")
-    ):
-        errors.append(
-            Error(
-                f"{PREFIX}KNOWN_HOSTS_FILE is {_found(known_hosts)}; it must be a path, or None.",
-                hint="Give the path of one file as a str or pathlib.Path, or remove the setting.",
-                id=ID.format("E003"),
+    for name, check_id in (("KNOWN_HOSTS_FILE", "E003"), ("KEY_FILENAME", "E021")):
+        path = _value(name)
+        if (
+            path is not None
+            and not isinstance(path, str | bytes)
+            and not hasattr(path, "__fspath__")
+        ):
+            errors.append(
+                Error(
+                    f"{PREFIX}{name} is {_found(path)}; it must be a path, or None.",
+                    hint="Give the path of one file as a str or pathlib.Path, or remove the "
+                    "setting.",
+                    id=ID.format(check_id),
+                )
             )
-        )
 
     secret = _value("SECRET_KEY")
     if secret not in (None, "") and (not isinstance(secret, str) or len(secret) < 32):

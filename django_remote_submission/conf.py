@@ -15,6 +15,7 @@ HOST_KEY_POLICIES = ("reject", "tofu", "auto-add")
 DEFAULTS: dict[str, Any] = {
     "HOST_KEY_POLICY": "reject",
     "KNOWN_HOSTS_FILE": None,
+    "KEY_FILENAME": None,
     "CONNECT_TIMEOUT": 10.0,
     "KEEPALIVE_INTERVAL": 30,
     "MAX_CONNECTIONS_PER_HOST": 4,
@@ -59,6 +60,13 @@ class Settings:
         if value in (None, "", b""):
             return None
         return Path(os.fsdecode(value))  # a str, bytes or path-like, as check E003 allows
+
+    @property
+    def KEY_FILENAME(self) -> Path | None:
+        value = _get("KEY_FILENAME")
+        if value in (None, "", b""):
+            return None
+        return Path(os.fsdecode(value))  # a str, bytes or path-like, as check E021 allows
 
     @property
     def CONNECT_TIMEOUT(self) -> float:

@@ -393,3 +393,73 @@ def test_a_log_socket_that_stays_silent_is_opened_again(browser: Any, site: Demo
     expect(lines.last).to_have_text("Done: wrote 10 text files and summary.csv")
     expect(lines).to_have_count(13)
     context.close()
+
+
+ADMIN_JOB = """
+from django.contrib.auth import get_user_model
+from django.conf import settings
+from django_remote_submission.models import Job
+from server.views import example_server
+
+server, interpreter = example_server()
+job = Job.objects.create(
+    title="Admin actions", program="for i in range(1, 4): print('admin', i)\\n",
+    remote_directory=settings.EXAMPLE_REMOTE_DIRECTORY + "/admin-actions",
+    remote_filename="admin.py", server=server, interpreter=interpreter,
+    owner=get_user_model().objects.get(username=USERNAME),
+)
+print("JOB", job.pk)
+"""
+
+
+def run_admin_action(page: Any, changelist: str, pk: int, action: str) -> None:
+    """Select one row of an admin list, run an action on it, confirm its form as is."""
+    page.goto(changelist)
+    page.check(f"input.action-select[value='{pk}']")
+    page.select_option("select[name=action]", action)
+    page.click("button[name=index]")
+    page.click("input[name=apply]")
+
+
+def test_the_admin_actions_work_in_the_demo(browser: Any, site: DemoRun) -> None:
+    """The embedded server of the demo accepts only the demo's key: the admin's actions,
+    which bring no credentials, log in with the worker's key setting, as the pages do."""
+    from playwright.sync_api import expect
+
+    output = site.manage("shell", "-c", ADMIN_JOB.replace("USERNAME", repr(site.username)))
+    job_pk = int(output.split("JOB ")[1].split()[0])
+    context = log_in(browser, site, site.username, site.password)
+    page = context.pages[0]
+    admin = f"{site.url}/admin/django_remote_submission"
+
+    server_pk = int(
+        site.manage(
+            "shell", "-c", "from server.views import example_server; print(example_server()[0].pk)"
+        ).split()[-1]
+    )
+    run_admin_action(page, f"{admin}/server/", server_pk, "test_connection")
+    expect(page.locator(".messagelist")).to_contain_text("and ran `true`")
+    expect(page.locator(".messagelist .error")).to_have_count(0)
+
+    run_admin_action(page, f"{admin}/job/", job_pk, "submit_to_server")
+    expect(page.locator(".messagelist")).to_contain_text("Successfully submitted 1 job")
+    page.goto(f"{admin}/job/{job_pk}/change/")
+    state = page.locator("[data-drs-state]")
+    expect(state).to_contain_text("success", timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("[data-drs-lines]")).to_contain_text("admin 3")
+
+    run_admin_action(page, f"{admin}/job/", job_pk, "resubmit")
+    expect(page.locator(".messagelist")).to_contain_text("Successfully submitted 1 job")
+    copy_pk = int(
+        site.manage(
+            "shell",
+            "-c",
+            "from django_remote_submission.models import Job; "
+            "print(Job.objects.filter(title='Admin actions').latest('pk').pk)",
+        ).split()[-1]
+    )
+    assert copy_pk != job_pk
+    page.goto(f"{admin}/job/{copy_pk}/change/")
+    expect(page.locator("[data-drs-state]")).to_contain_text("success", timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("[data-drs-lines]")).to_contain_text("admin 3")
+    screenshot(page, "admin-job-copy")

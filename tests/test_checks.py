@@ -73,6 +73,7 @@ PROBLEMS = {
     "log bytes": ("E018", {"REMOTE_SUBMISSION_LOG_MAX_BYTES": 0}),
     "result file size": ("E019", {"REMOTE_SUBMISSION_RESULT_MAX_FILE_SIZE": "1G"}),
     "results' total size": ("E020", {"REMOTE_SUBMISSION_RESULT_MAX_TOTAL_SIZE": -1}),
+    "worker's key file": ("E021", {"REMOTE_SUBMISSION_KEY_FILENAME": ["a", "b"]}),
     "redis read timeout": (
         "W002",
         {

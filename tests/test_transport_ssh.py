@@ -529,3 +529,35 @@ def test_the_sftp_listing_fallback_agrees_with_find(ssh_account):
             assert t._sftp_list_tree(f"{base}/missing") == []
         finally:
             t.remove(base, recursive=True)
+
+
+def test_no_credentials_say_what_the_worker_looked_for(ssh_account, empty_home, monkeypatch):
+    """No password, no key file, no default key, no agent: which login on which server,
+    where the worker looked (paths only) and the ways to fix it."""
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    with pytest.raises(AuthenticationFailed) as excinfo:
+        transport(ssh_account).open()
+    message = str(excinfo.value)
+    where = f"{ssh_account.hostname}:{ssh_account.port}"
+    assert message.startswith(f"No way to log in as {ssh_account.username!r} on {where}:")
+    assert "no password was given" in message
+    for name in ("id_rsa", "id_ecdsa", "id_ed25519"):
+        assert str(empty_home / ".ssh" / name) in message
+    assert "SSH_AUTH_SOCK is not set" in message
+    for fix in ("password", "public_key_filename", "REMOTE_SUBMISSION_KEY_FILENAME"):
+        assert fix in message
+    assert "copy_key_to_server" in message
+    assert "login policy" in message
+    assert "No authentication methods available" not in message
+
+
+def test_the_workers_key_file_setting_logs_in_without_credentials(ssh_account, tmp_path):
+    with override_settings(REMOTE_SUBMISSION_KEY_FILENAME=str(ssh_account.key_filename)):
+        with transport(ssh_account, allow_agent=False) as t:
+            assert t.run(["true"]).ok
+    stranger, _ = generate_key_pair(tmp_path / "stranger")
+    with (
+        override_settings(REMOTE_SUBMISSION_KEY_FILENAME=stranger),
+        pytest.raises(AuthenticationFailed, match=f"refused the key {stranger}"),
+    ):
+        transport(ssh_account, allow_agent=False).open()

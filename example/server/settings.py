@@ -172,6 +172,9 @@ EXAMPLE_REMOTE_FILENAME = _value("EXAMPLE_REMOTE_FILENAME", "example_job.py")
 EXAMPLE_REMOTE_USER = _value("EXAMPLE_REMOTE_USER", "")
 EXAMPLE_REMOTE_PASSWORD = _value("EXAMPLE_REMOTE_PASSWORD", "")
 EXAMPLE_REMOTE_KEY_FILENAME = _value("EXAMPLE_REMOTE_KEY_FILENAME", "")
+# The worker's own key for what gives no credentials: the admin's actions (Test connection,
+# Submit to server, Run a copy) log in with it as the example's pages do.
+REMOTE_SUBMISSION_KEY_FILENAME = EXAMPLE_REMOTE_KEY_FILENAME or None
 EXAMPLE_SERVE_STATIC = env.bool("EXAMPLE_SERVE_STATIC", default=True)
 
 LOGGING = {

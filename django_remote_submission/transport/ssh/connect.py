@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import getpass
 import logging
 import os
 import random
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -233,6 +234,9 @@ def connect(login: Login) -> paramiko.SSHClient:
 
 
 def _connect_once(login: Login) -> paramiko.SSHClient:
+    if login.password is None and login.key_filename is None and conf.KEY_FILENAME is not None:
+        # The worker's own key file, for submissions that bring no credentials.
+        login = replace(login, key_filename=str(conf.KEY_FILENAME))
     client = paramiko.SSHClient()
     name = known_hosts_name(login.hostname, login.port)
     if login.host_key is not None:
@@ -281,6 +285,34 @@ def _connect_once(login: Login) -> paramiko.SSHClient:
         transport.set_keepalive(conf.KEEPALIVE_INTERVAL)
     logger.info("Connected to %s", login.description)
     return client
+
+
+#: What paramiko says when it has no password, no key file, no agent key and no default key.
+NO_METHODS = "No authentication methods available"
+#: The private keys paramiko looks for in ~/.ssh when it is given no key (look_for_keys).
+DEFAULT_KEYS = ("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519")
+
+
+def _no_credentials(login: Login) -> str:
+    """Why a login had nothing to offer, and the ways to give it something: paths, never
+    the contents of a key."""
+    home = Path("~").expanduser()
+    looked = ", ".join(str(home / ".ssh" / name) for name in DEFAULT_KEYS)
+    if login.allow_agent is False:
+        agent = "the ssh-agent was not to be used"
+    elif os.environ.get("SSH_AUTH_SOCK"):
+        agent = f"the ssh-agent at SSH_AUTH_SOCK={os.environ['SSH_AUTH_SOCK']} offered no key"
+    else:
+        agent = "no ssh-agent runs for it (SSH_AUTH_SOCK is not set)"
+    return (
+        f"No way to log in as {login.username!r} on {login.hostname}:{login.port}: no password "
+        f"was given, no key file either, and the worker (OS user {getpass.getuser()!r}) found "
+        f"no private key of its own (it looked for {looked}) and {agent}. Give the login's "
+        "password; or a key file (the task's public_key_filename, or the worker's own in the "
+        "setting REMOTE_SUBMISSION_KEY_FILENAME); or put the worker's key on the server "
+        "(copy_key_to_server), and check that the site's login policy lets this user use the "
+        "worker's credentials."
+    )
 
 
 def _load_key(login: Login) -> paramiko.PKey:
@@ -340,6 +372,8 @@ def _connect_error(
             f"{where} refused {what} for user {login.username!r}. Check the username "
             "and the credentials."
         )
+    if isinstance(exc, paramiko.SSHException) and str(exc) == NO_METHODS:
+        return AuthenticationFailed(_no_credentials(login))
     if transport is not None and isinstance(exc, Exception):
         handshake = _handshake_error(where, transport, exc, conf.CONNECT_TIMEOUT)
         if handshake is not None:
