@@ -552,9 +552,11 @@ def test_no_credentials_say_what_the_worker_looked_for(ssh_account, empty_home, 
 
 
 def test_the_workers_key_file_setting_logs_in_without_credentials(ssh_account, tmp_path):
-    with override_settings(REMOTE_SUBMISSION_KEY_FILENAME=str(ssh_account.key_filename)):
-        with transport(ssh_account, allow_agent=False) as t:
-            assert t.run(["true"]).ok
+    with (
+        override_settings(REMOTE_SUBMISSION_KEY_FILENAME=str(ssh_account.key_filename)),
+        transport(ssh_account, allow_agent=False) as t,
+    ):
+        assert t.run(["true"]).ok
     stranger, _ = generate_key_pair(tmp_path / "stranger")
     with (
         override_settings(REMOTE_SUBMISSION_KEY_FILENAME=stranger),
