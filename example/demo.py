@@ -62,8 +62,9 @@ def _die_with_parent() -> None:
 
 
 class Demo:
-    def __init__(self, port: int | None) -> None:
+    def __init__(self, port: int | None, *, reset_password: bool = False) -> None:
         self.requested_port = port
+        self.reset_password = reset_password
         self.port = 0
         self.var = Path(os.environ.get("EXAMPLE_VAR_DIR", "").strip() or HERE / "var").resolve()
         self.logs = self.var / "logs"
@@ -154,13 +155,15 @@ class Demo:
                 )
 
         password_file = self.var / "demo-password"
-        if not password_file.exists():
+        if self.reset_password or not password_file.exists():
             password_file.touch(mode=0o600)
             password_file.write_text(secrets.token_urlsafe(12))
         password = password_file.read_text().strip()
         user, _ = get_user_model().objects.get_or_create(username=DEMO_USER)
         user.is_staff = user.is_superuser = True
-        user.set_password(password)
+        # Set only when it changed: a new hash would log out every open session.
+        if not user.check_password(password):
+            user.set_password(password)
         user.save()
         return password
 
@@ -329,12 +332,17 @@ class Demo:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, help="the site's port (default 8000, or DEMO_PORT)")
+    parser.add_argument(
+        "--reset-password",
+        action="store_true",
+        help="give the demo user a new password (this logs out its open sessions)",
+    )
     arguments = parser.parse_args()
     os.chdir(HERE)
     sys.path.insert(0, str(HERE))
     _read_env_file()
     getpass.getuser()  # fail early on a machine where the user has no name
-    return Demo(arguments.port).run()
+    return Demo(arguments.port, reset_password=arguments.reset_password).run()
 
 
 if __name__ == "__main__":

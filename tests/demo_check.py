@@ -77,9 +77,15 @@ class DemoRun:
     """`make demo` in its own process group, as a terminal would run it."""
 
     def __init__(
-        self, *, var_dir: Path, port: int | None = None, env: dict[str, str] | None = None
+        self,
+        *,
+        var_dir: Path,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
     ) -> None:
         self.var_dir = var_dir
+        self.args = args or []
         self.port = port or _free_port()
         self.marker = uuid.uuid4().hex
         self.output_path = var_dir.parent / f"{var_dir.name}-make-demo.out"
@@ -125,7 +131,10 @@ class DemoRun:
         self.var_dir.mkdir(parents=True, exist_ok=True)
         with self.output_path.open("wb") as out:
             self.process = subprocess.Popen(
-                [*shlex.split(COMMAND), f"DEMO_ARGS=--port {self.port}"],
+                [
+                    *shlex.split(COMMAND),
+                    f"DEMO_ARGS={' '.join(['--port', str(self.port), *self.args])}",
+                ],
                 cwd=ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,

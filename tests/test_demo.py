@@ -64,13 +64,27 @@ def test_make_demo_starts_again_on_the_same_data(tmp_path: Path) -> None:
     try:
         second.start()
         assert second.password == first.password
-        second.log_in()
+        # The first run's session is still good: no need to log in again.
+        second.cookies, second.opener = first.cookies, first.opener
         again = second.get_json(f"/api/jobs/{job['id']}/")
         assert again["status"] == "success"
         second.interrupt()
         assert second.leftovers() == []
     finally:
         second.kill()
+    third = DemoRun(var_dir=var, env={"VIRTUAL_ENV": sys.prefix}, args=["--reset-password"])
+    try:
+        third.start()
+        assert third.password != first.password
+        third.cookies, third.opener = first.cookies, first.opener
+        status, _, _ = third.request(f"/api/jobs/{job['id']}/")
+        assert status == 403  # the old session is gone with the old password
+        third.log_in()
+        assert third.get_json(f"/api/jobs/{job['id']}/")["status"] == "success"
+        third.interrupt()
+        assert third.leftovers() == []
+    finally:
+        third.kill()
 
 
 def test_ctrl_c_while_a_job_runs_ends_the_job_and_its_program(tmp_path: Path) -> None:
