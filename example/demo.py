@@ -27,6 +27,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 DEMO_USER = "demo"
 DEMO_SERVER_PK = 1
+#: Seconds the worker gets to stop once its jobs are ended, before it is killed.
+WORKER_STOP_SECONDS = 5
 PYTHON_INTERPRETER_PK = 1
 
 
@@ -55,7 +57,9 @@ def _port_is_free(port: int) -> bool:
 
 
 def _die_with_parent() -> None:
-    """In a child: get SIGTERM if the demo itself dies, so nothing is left running."""
+    """In a child: a session of its own (the terminal's Ctrl-C reaches the demo only,
+    which ends the jobs first, then stops the processes in order), and SIGTERM if the
+    demo itself dies, so nothing is left running."""
     os.setsid()
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -240,12 +244,16 @@ class Demo:
     # -- stopping --------------------------------------------------------------------
 
     def stop(self) -> None:
-        for name, process in self.processes.items():
+        # The running jobs end first, with the reason why, and their programs stop: the
+        # worker then has nothing to finish. Its warm shutdown (SIGTERM) lets the tasks
+        # that noticed return; a worker still busy after a few seconds is killed (its
+        # jobs are recorded already). Celery's cold shutdown is not used: its thread
+        # pool cannot kill a task, and says so with a traceback.
+        self._end_running_jobs()
+        for process in self.processes.values():
             if process.poll() is None:
-                # The worker's cold shutdown (SIGQUIT): a Ctrl-C should not wait for the
-                # jobs to end. The jobs it leaves are ended below, with the reason why.
-                process.send_signal(signal.SIGQUIT if name == "worker" else signal.SIGTERM)
-        deadline = time.monotonic() + 15
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + WORKER_STOP_SECONDS
         for process in self.processes.values():
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -253,7 +261,7 @@ class Demo:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         self.processes.clear()
-        self._end_orphaned_jobs()
+        self._end_running_jobs()
         if self.ssh is not None:
             self.ssh.stop()
             self.ssh = None
@@ -261,22 +269,27 @@ class Demo:
             self.redis.stop()
             self.redis = None
 
-    def _end_orphaned_jobs(self) -> None:
-        """Jobs the stopped worker was following: stop their programs when they run on
-        this machine (the embedded server), and record why they ended."""
+    def _end_running_jobs(self) -> None:
+        """Jobs not ended yet: record why they end, and stop their programs when they run
+        on this machine (the embedded server)."""
         from django.apps import apps
 
         if not apps.ready:
             return
+        from django.db.models import Q
+
         from django_remote_submission.exceptions import JobCanceled
         from django_remote_submission.models import Job
         from django_remote_submission.runner import record_failure
 
-        for job in Job.objects.exclude(status__in=Job.FINAL_STATUSES):
+        State = Job.State
+        sent = Q(state=State.QUEUED, queued_at__isnull=False)  # made and never sent: kept
+        active = Q(state__in=[State.STARTING, State.RUNNING, State.FINISHING]) | sent
+        for job in Job.objects.filter(active):
+            record_failure(job, JobCanceled("The demo was stopped while this job ran."))
             if self.ssh is not None and job.remote_pgid and job.server_id == DEMO_SERVER_PK:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(job.remote_pgid, signal.SIGKILL)
-            record_failure(job, JobCanceled("The demo was stopped while this job ran."))
 
     # -- the whole run ---------------------------------------------------------------
 

@@ -131,5 +131,10 @@ def test_ctrl_c_while_a_job_runs_ends_the_job_and_its_program(tmp_path: Path) ->
             f"job = Job.objects.get(pk={job_id}); print(job.status, '|', job.error)",
         )
         assert shown.strip().endswith("failure | The demo was stopped while this job ran.")
+        # The processes stopped without a crash: no traceback in their logs.
+        for name in ("worker", "web"):
+            log = (var / "logs" / f"{name}.log").read_text(errors="replace")
+            assert "Traceback" not in log, log[-3000:]
+            assert "NotImplementedError" not in log
     finally:
         demo.kill()
