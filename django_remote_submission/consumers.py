@@ -32,6 +32,13 @@ CLOSE_NOT_FOUND = 4404
 #: daphne (through autobahn) sends only 1000 and 3000-4999 for an application, and
 #: silently drops any other code, leaving the socket open and silent.
 CLOSE_TRY_AGAIN = 4503
+#: The reason sent with each close code (a close frame's reason holds 123 bytes at most).
+CLOSE_REASONS = {
+    CLOSE_BAD_REQUEST: "Bad query string: since must be a log id (an integer).",
+    CLOSE_UNAUTHENTICATED: "Not logged in: the socket needs the site's session cookie.",
+    CLOSE_NOT_FOUND: "No such job, or not one this user may see.",
+    CLOSE_TRY_AGAIN: "The channel layer did not answer in time: open the socket again soon.",
+}
 #: Seconds the channel layer has to let a socket join its group.
 JOIN_TIMEOUT = 5.0
 
@@ -54,13 +61,17 @@ def _query(scope: dict[str, Any]) -> dict[str, str]:
 class _Consumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     group: str | None = None
 
+    async def refuse(self, code: int) -> None:
+        """Close with ``code`` and the reason a person reads in the browser's console."""
+        await self.close(code=code, reason=CLOSE_REASONS[code])
+
     async def _authenticated(self) -> Any:
         """The user, or None after refusing the socket (accepted first, so that the
         close code reaches the client instead of a bare HTTP 403)."""
         await self.accept()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self.refuse(CLOSE_UNAUTHENTICATED)
             return None
         return user
 
@@ -78,7 +89,7 @@ class _Consumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 CLOSE_TRY_AGAIN,
                 exc_info=True,
             )
-            await self.close(code=CLOSE_TRY_AGAIN)
+            await self.refuse(CLOSE_TRY_AGAIN)
             return False
         self.group = group
         return True
@@ -131,12 +142,12 @@ class JobLogConsumer(_Consumer):
         try:
             self.cursor = max(0, int(query.get("since", "0") or 0))
         except ValueError:
-            await self.close(code=CLOSE_BAD_REQUEST)
+            await self.refuse(CLOSE_BAD_REQUEST)
             return
         self.batch = query.get("batch", "") not in ("", "0", "false", "no")
         self.job_pk = int(self.scope["url_route"]["kwargs"]["job_pk"])
         if not await self._visible(user):
-            await self.close(code=CLOSE_NOT_FOUND)
+            await self.refuse(CLOSE_NOT_FOUND)
             return
         # Join before reading history: nothing published meanwhile is missed, and the
         # cursor drops what history already sent. Watch before reading it too: a worker

@@ -56,11 +56,15 @@ def is_history_complete(frame):
     return isinstance(frame, dict) and frame.get("event") == events.HISTORY_COMPLETE
 
 
-async def closed_with(communicator):
+async def close_frame(communicator):
     output = await communicator.receive_output(timeout=TIMEOUT)
     while output["type"] != "websocket.close":
         output = await communicator.receive_output(timeout=TIMEOUT)
-    return output.get("code")
+    return output
+
+
+async def closed_with(communicator):
+    return (await close_frame(communicator)).get("code")
 
 
 @database_sync_to_async
@@ -228,6 +232,24 @@ def test_another_users_job_looks_missing_unless_the_view_permission_opens_it():
         frames = await receive_until(socket, is_history_complete)
         assert frames[0]["content"] == "private\n"
         await socket.disconnect()
+
+    run(body)
+
+
+def test_each_refusal_says_why_in_its_close_reason():
+    job = make_job()
+
+    async def body():
+        cases = [
+            ("/ws/job-user/", AnonymousUser(), 4401, "Not logged in"),
+            (f"/ws/job-log/{job.pk}/?since=abc", job.owner, 4400, "since must be a log id"),
+            ("/ws/job-log/999999/", job.owner, 4404, "No such job"),
+        ]
+        for path, user, code, words in cases:
+            frame = await close_frame(await connect(path, user))
+            assert frame["code"] == code
+            assert words in frame["reason"]
+            assert len(frame["reason"].encode()) <= 123  # what a close frame can carry
 
     run(body)
 
