@@ -57,6 +57,16 @@ def is_matching(filename: str, patterns: Sequence[str] | None = None) -> bool:
     return matched
 
 
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple[list[int | str], str]:
+    """A sort key that orders names as people count: ``out_2`` before ``out_10``.
+    Numbers compare as numbers, the rest without regard to case."""
+    parts = _DIGITS.split(name)
+    return [int(p) if i % 2 else p.casefold() for i, p in enumerate(parts)], name
+
+
 def snapshot(files: Sequence[RemoteFile]) -> dict[str, tuple[int, float]]:
     return {f.path: (f.size, f.mtime) for f in files}
 

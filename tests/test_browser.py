@@ -168,6 +168,10 @@ def test_sample_job_live_in_the_list_and_on_its_page(browser: Any, site: DemoRun
     # The results arrive when the job ends; the cancel button goes.
     results = page.locator("#results a")
     expect(results).to_have_count(11, timeout=JOB_TIMEOUT_MS)
+    # In the order people count: out_2 before out_10.
+    expect(results).to_have_text(
+        [f"django_remote_submission_example_out_{i}.txt" for i in range(1, 11)] + ["summary.csv"]
+    )
     expect(page.locator("#cancel-form")).to_be_hidden()
     assert_not_reloaded(page)
     screenshot(page, "job-log")

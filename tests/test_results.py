@@ -56,3 +56,18 @@ def test_select_respects_the_size_limits():
         ("huge", True),
         ("c", False),
     ]
+
+
+def test_natural_key_orders_names_as_people_count():
+    from django_remote_submission.results import natural_key
+
+    names = ["out_10.txt", "out_2.txt", "Out_1.txt", "out_1.txt", "summary.csv", "a10b2", "a9b30"]
+    assert sorted(names, key=natural_key) == [
+        "a9b30",
+        "a10b2",
+        "Out_1.txt",
+        "out_1.txt",
+        "out_2.txt",
+        "out_10.txt",
+        "summary.csv",
+    ]

@@ -20,6 +20,7 @@ from django_remote_submission.conf import conf
 from django_remote_submission.exceptions import LoginRefused
 from django_remote_submission.logins import check_login
 from django_remote_submission.models import Interpreter, Job, Server
+from django_remote_submission.results import natural_key
 from django_remote_submission.tasks import cancel_job, enqueue_submission
 from django_remote_submission.views import log_context
 from server.forms import NewJobForm
@@ -146,7 +147,7 @@ class ExampleJobLogView(LoginRequiredMixin, View):
         job = get_object_or_404(visible_jobs(request), pk=job_pk)
         context = {
             "job": job,
-            "results": job.results.order_by("remote_filename"),
+            "results": sorted(job.results.all(), key=lambda r: natural_key(r.remote_filename)),
             "results_api": reverse("result-list") + f"?job={job.pk}",
             "may_cancel": may_cancel(request, job),
             **log_context(job.pk),

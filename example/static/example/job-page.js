@@ -32,8 +32,10 @@
 
   function showResults(list) {
     fetchAll(list.dataset.api, []).then(function (results) {
+      // As people count: out_2 before out_10.
+      var order = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
       results.sort(function (a, b) {
-        return a.remote_filename < b.remote_filename ? -1 : 1;
+        return order.compare(a.remote_filename, b.remote_filename);
       });
       var items = results.map(function (result) {
         var item = document.createElement("li");
