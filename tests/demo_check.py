@@ -196,10 +196,11 @@ class DemoRun:
             raise DemoCheckError(f"logging in failed: HTTP {status} at {url}: {body[:500]}")
 
     def run_sample_job(self, timeout: float = 120) -> dict[str, Any]:
-        status, _url, body = self.request("/example/", {})
-        if status != 200 or "is submitted" not in body:
+        status, url, body = self.request("/example/", {})
+        if status != 200 or "is submitted" not in body or "/logs/" not in url:
             raise DemoCheckError(f"creating the test job failed: HTTP {status}: {body[:500]}")
-        job = self.get_json("/api/jobs/")["results"][0]
+        # The button leads to the new job's page, /logs/<id>/.
+        job = self.get_json(f"/api/jobs/{int(url.rstrip('/').rsplit('/', 1)[1])}/")
         deadline = time.monotonic() + timeout
         while job["status"] not in ("success", "failure"):
             if time.monotonic() > deadline:

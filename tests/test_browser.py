@@ -109,6 +109,13 @@ def log_in(browser: Any, site: DemoRun, username: str, password: str) -> Any:
     return context
 
 
+def create_test_job(page: Any, site: DemoRun) -> str:
+    """Click "Create a test job": the page goes to the new job's live page. Its id."""
+    page.click("#create-test-job")
+    page.wait_for_url(re.compile(rf"{re.escape(site.url)}/logs/\d+/$"))
+    return str(page.url.rstrip("/").rsplit("/", 1)[1])
+
+
 def screenshot(page: Any, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -137,19 +144,17 @@ def test_sample_job_live_in_the_list_and_on_its_page(browser: Any, site: DemoRun
     from playwright.sync_api import expect
 
     context = log_in(browser, site, site.username, site.password)
-    listing = context.pages[0]
-    listing.click("#create-test-job")
-    listing.wait_for_url(f"{site.url}/example/")
-    expect(listing.locator(".message")).to_contain_text("is submitted")
-    row = listing.locator("#jobs tbody tr[data-job]").first
-    job_id = row.get_attribute("data-job")
-    assert job_id is not None
-    mark_loaded(listing)
-
-    # The job page, opened while the job runs: lines arrive without a reload.
-    page = context.new_page()
-    page.goto(f"{site.url}/logs/{job_id}/")
+    page = context.pages[0]
+    # "Create a test job" lands on the job's page, while it runs: lines arrive there
+    # without a reload.
+    job_id = create_test_job(page, site)
+    expect(page.locator(".message.success")).to_contain_text("is submitted")
     mark_loaded(page)
+    # The list, opened meanwhile, follows the job too.
+    listing = context.new_page()
+    listing.goto(f"{site.url}/example/")
+    expect(listing.locator(f'#jobs tr[data-job="{job_id}"]')).to_have_count(1)
+    mark_loaded(listing)
     lines = page.locator("[data-drs-lines] .drs-line")
     shown_at_load = lines.count()
     expect(page.locator("#job-status")).not_to_have_text("success")
@@ -202,9 +207,7 @@ def test_sample_job_live_in_the_list_and_on_its_page(browser: Any, site: DemoRun
 def test_another_user_cannot_open_the_job_page(browser: Any, site: DemoRun) -> None:
     owner = log_in(browser, site, site.username, site.password)
     page = owner.pages[0]
-    page.click("#create-test-job")
-    page.wait_for_url(f"{site.url}/example/")
-    job_id = page.locator("#jobs tbody tr[data-job]").first.get_attribute("data-job")
+    job_id = create_test_job(page, site)
     owner.close()
 
     password = secrets.token_urlsafe(12)
@@ -338,10 +341,7 @@ def test_the_apps_own_pages_are_live_too(browser: Any, site: DemoRun) -> None:
     from playwright.sync_api import expect
 
     context = log_in(browser, site, site.username, site.password)  # demo is staff
-    listing = context.pages[0]
-    listing.click("#create-test-job")
-    listing.wait_for_url(f"{site.url}/example/")
-    job_id = listing.locator("#jobs tbody tr[data-job]").first.get_attribute("data-job")
+    job_id = create_test_job(context.pages[0], site)
 
     status_page = context.new_page()
     status_page.goto(f"{site.url}/api/job-user-status/")
@@ -369,9 +369,7 @@ def test_a_log_socket_that_stays_silent_is_opened_again(browser: Any, site: Demo
 
     context = log_in(browser, site, site.username, site.password)
     page = context.pages[0]
-    page.click("#create-test-job")
-    page.wait_for_url(f"{site.url}/example/")
-    job_id = page.locator("#jobs tbody tr[data-job]").first.get_attribute("data-job")
+    job_id = create_test_job(page, site)
 
     opened: list[str] = []
 

@@ -108,7 +108,7 @@ class ExampleJobStatusView(LoginRequiredMixin, View):
         job.save()
         enqueue_submission(job.pk, **options)
         messages.success(request, f"{job.title} is submitted: it runs for about 10 seconds.")
-        return redirect("example")
+        return redirect("logs", job_pk=job.pk)  # its live page
 
 
 class NewJobView(LoginRequiredMixin, FormView):  # type: ignore[type-arg]
