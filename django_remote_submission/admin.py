@@ -95,7 +95,12 @@ class SubmitForm(CredentialsForm):
         required=False, min_value=0.001, help_text=_("Seconds before the job is stopped.")
     )
     log_policy = forms.TypedChoiceField(
-        choices=[(policy.value, policy.name) for policy in LogPolicy],
+        label=_("Output"),
+        choices=[
+            (LogPolicy.LOG_LIVE.value, _("Store each line as it comes (live)")),
+            (LogPolicy.LOG_TOTAL.value, _("Store all of it when the program ends")),
+            (LogPolicy.LOG_NONE.value, _("Store none of it")),
+        ],
         coerce=int,
         initial=LogPolicy.LOG_LIVE.value,
     )
@@ -351,7 +356,7 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 explanation=str(
                     _("Run these jobs:") if not copy else _("Run a new copy of these jobs:")
                 ),
-                submit_label=str(_("Submit to Server")),
+                submit_label=str(_("Run these jobs") if not copy else _("Run the copies")),
                 form=form,
             )
         options = form.options()

@@ -203,7 +203,10 @@ class Job(TimeStampedModel):
     )
     program = models.TextField(
         _("Job Program"),
-        help_text=_("The actual program to run (starting with a #!)"),
+        help_text=_(
+            "The program to run. It is saved as the remote file name and run by the "
+            "interpreter, so it needs no #! line."
+        ),
     )
     status = models.CharField(
         _("Job Status"),

@@ -152,7 +152,10 @@ def test_submit_action_asks_then_runs_with_the_owners_login_when_blank(
     page = run_action(client, "job", "submit_to_server", [job])
     assert page.status_code == 200
     assert b'name="password"' in page.content
-    assert b"Submit to Server" in page.content
+    assert b'value="Run these jobs"' in page.content
+    # The output choices say what they do, not the 2.x constants' names.
+    assert b"Store each line as it comes (live)" in page.content
+    assert b"LOG_LIVE" not in page.content
 
     response = run_action(
         client,
