@@ -78,6 +78,7 @@ def status_payload(job: Job) -> dict[str, Any]:
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
         "owner_id": job.owner_id,
+        "state": job.state,
     }
 
 

@@ -330,9 +330,32 @@ def test_cancel_button_stops_a_running_job(browser: Any, site: DemoRun) -> None:
     expect(box.locator(".drs-line")).not_to_have_count(count, timeout=JOB_TIMEOUT_MS)
     assert box.evaluate(at_end)
 
+    # Cancel asks first: answered "no", nothing is sent.
+    cancels: list[str] = []
+    page.on("request", lambda r: cancels.append(r.url) if r.url.endswith("/cancel/") else None)
+    questions: list[str] = []
+
+    def answer(accept: bool) -> Any:
+        def on_dialog(dialog: Any) -> None:
+            questions.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+
+        return on_dialog
+
+    page.once("dialog", answer(False))
     page.click("#cancel-job")
-    expect(page.locator("#job-status")).to_have_text("failure", timeout=JOB_TIMEOUT_MS)
+    assert questions
+    assert questions[0].startswith("Cancel this job?")
+    expect(page.locator("#cancel-form")).to_be_visible()
+    assert cancels == []
+    page.once("dialog", answer(True))
+    page.click("#cancel-job")
+    # A canceled job shows as canceled (its 2.x status stays "failure").
+    expect(page.locator("#job-status")).to_have_text("canceled", timeout=JOB_TIMEOUT_MS)
     expect(page.locator("#job-error")).to_contain_text("anceled")
+    assert len(cancels) == 1
+    page.reload()
+    expect(page.locator("#job-status")).to_have_text("canceled")
     context.close()
 
 

@@ -71,9 +71,20 @@
     var results = document.getElementById("results");
     var finished = job.dataset.finished === "true";
 
+    if (cancel) {
+      cancel.addEventListener("submit", function (event) {
+        var question = "Cancel this job? Its program is stopped (TERM, then KILL) and the " +
+          "job ends as canceled.";
+        if (!window.confirm(question)) {
+          event.preventDefault();
+        }
+      });
+    }
+
     document.addEventListener("drs:status", function (event) {
       var frame = event.detail;
-      badge.textContent = frame.status;
+      // A canceled job keeps 2.x's status "failure"; its state says "canceled".
+      badge.textContent = frame.state === "canceled" ? "canceled" : frame.status;
       badge.className = "badge drs-" + frame.status;
       if (frame.exit_code !== undefined && frame.exit_code !== null) {
         exitCode.textContent = String(frame.exit_code);
