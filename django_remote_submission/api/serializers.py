@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+from django.db import models
 from django.urls import reverse
 from rest_framework import serializers
 
+from django_remote_submission.api.fields import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictFloatField,
+    StrictIntegerField,
+    StrictPrimaryKeyRelatedField,
+)
 from django_remote_submission.logstream import LogPolicy
 from django_remote_submission.models import Interpreter, Job, Log, Result, Server
 
@@ -25,8 +34,24 @@ RUNTIME_FIELDS = [
 ]
 
 
-class InterpreterSerializer(serializers.ModelSerializer[Interpreter]):
-    arguments = serializers.ListField(child=serializers.CharField(), required=False)
+_M = TypeVar("_M", bound=models.Model)
+
+
+class _ModelSerializer(serializers.ModelSerializer[_M]):
+    # Its fields take, in JSON, the types of the schema only (api/fields.py). Not said in
+    # a docstring: the schema would show it on every component.
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+        models.IntegerField: StrictIntegerField,
+    }
+    serializer_related_field = StrictPrimaryKeyRelatedField
+    serializer_choice_field = StrictChoiceField
+
+
+class InterpreterSerializer(_ModelSerializer[Interpreter]):
+    arguments = serializers.ListField(child=StrictCharField(), required=False)
 
     class Meta:
         model = Interpreter
@@ -34,7 +59,7 @@ class InterpreterSerializer(serializers.ModelSerializer[Interpreter]):
         read_only_fields = ["created", "modified"]
 
 
-class ServerSerializer(serializers.ModelSerializer[Server]):
+class ServerSerializer(_ModelSerializer[Server]):
     class Meta:
         model = Server
         fields = [
@@ -49,9 +74,11 @@ class ServerSerializer(serializers.ModelSerializer[Server]):
             "modified",
         ]
         read_only_fields = ["created", "modified"]
+        # The column takes any integer; a TCP port does not.
+        extra_kwargs = {"port": {"min_value": 1, "max_value": 65535}}
 
 
-class JobSerializer(serializers.ModelSerializer[Job]):
+class JobSerializer(_ModelSerializer[Job]):
     class Meta:
         model = Job
         fields = [
@@ -76,13 +103,13 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         return attrs
 
 
-class LogSerializer(serializers.ModelSerializer[Log]):
+class LogSerializer(_ModelSerializer[Log]):
     class Meta:
         model = Log
         fields = ["id", "time", "content", "stream", "job"]
 
 
-class ResultSerializer(serializers.ModelSerializer[Result]):
+class ResultSerializer(_ModelSerializer[Result]):
     local_file = serializers.SerializerMethodField(
         help_text="Where the owner downloads the file (the 2.x name of the field)."
     )
@@ -104,7 +131,7 @@ class ResultSerializer(serializers.ModelSerializer[Result]):
 class SubmitSerializer(serializers.Serializer[Any]):
     """How to run a job. The password is used for this run only: never stored or shown."""
 
-    password = serializers.CharField(
+    password = StrictCharField(
         required=False,
         allow_null=True,
         write_only=True,
@@ -113,26 +140,26 @@ class SubmitSerializer(serializers.Serializer[Any]):
         help_text="The SSH password. Left out, the worker logs in with its own keys or agent, "
         "for the users the site grants them to.",
     )
-    username = serializers.CharField(
+    username = StrictCharField(
         required=False,
         allow_blank=True,
         help_text="The SSH login; by default the server's, else the job owner's username.",
     )
-    timeout = serializers.FloatField(
+    timeout = StrictFloatField(
         required=False, allow_null=True, min_value=0.001, help_text="Seconds before it stops."
     )
-    log_policy = serializers.ChoiceField(
+    log_policy = StrictChoiceField(
         choices=[(policy.value, policy.name) for policy in LogPolicy],
         default=LogPolicy.LOG_LIVE.value,
     )
     store_results = serializers.ListField(
-        child=serializers.CharField(),
+        child=StrictCharField(),
         required=False,
         allow_null=True,
         default=None,
         help_text="Ordered globs; '!' negates; the last match wins; null keeps every file.",
     )
-    remote = serializers.BooleanField(
+    remote = StrictBooleanField(
         default=True,
         help_text="False runs the job on the worker host itself "
         "(with the permission django_remote_submission.run_on_worker_host).",

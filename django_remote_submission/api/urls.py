@@ -17,7 +17,12 @@ router.register("results", views.ResultViewSet, basename="result")
 urlpatterns = [
     path(
         "schema/",
-        SpectacularAPIView.as_view(urlconf=router.urls),
+        SpectacularAPIView.as_view(
+            urlconf=router.urls,
+            # Request bodies get components of their own (JobRequest ...): without the
+            # read-only fields, and with the rules only writes have (no blank title).
+            custom_settings={"COMPONENT_SPLIT_REQUEST": True},
+        ),
         name="remote-submission-schema",
     ),
     path("", include(router.urls)),

@@ -8,21 +8,21 @@ from typing import Any
 
 from django.db.models import ProtectedError, QuerySet
 from django.http import FileResponse, Http404
-from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import filters, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from django_remote_submission.api import serializers
+from django_remote_submission.api.filters import ExactFilterBackend, SearchFilter
 from django_remote_submission.api.permissions import (
     ModelPermissionsOrReadOnly,
     OwnerOrModelPermission,
 )
+from django_remote_submission.api.schema import APIAutoSchema
 from django_remote_submission.exceptions import LoginRefused
 from django_remote_submission.logins import check_login
 from django_remote_submission.models import Interpreter, Job, Log, Result, Server
@@ -41,13 +41,31 @@ class StandardPagination(PageNumberPagination):
 class _ViewSet(viewsets.GenericViewSet[Any]):
     # Set here, and on each action, so that the schema works whatever the project's
     # REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] says.
-    schema = AutoSchema()
+    schema = APIAutoSchema()
     pagination_class = StandardPagination
-    filter_backends = [DjangoFilterBackend, filters.OrderingFilter, filters.SearchFilter]
+    filter_backends = [ExactFilterBackend, filters.OrderingFilter, SearchFilter]
+    #: The actions that answer 409 Conflict, and when (the schema documents them).
+    conflicts: dict[str, str] = {}
+    #: The actions that answer whatever the request's Accept header asks for (no 406).
+    any_accept_actions: frozenset[str] = frozenset()
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # The views read one value of each parameter (the last); ?status=a&status=b would
+        # silently mean ?status=b.
+        repeated = sorted(name for name, values in request.query_params.lists() if len(values) > 1)
+        if repeated:
+            raise ValidationError({name: ["Give this parameter once."] for name in repeated})
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        force = force or getattr(self, "action", None) in self.any_accept_actions
+        return super().perform_content_negotiation(request, force=force)
 
 
 class _InUseMixin:
     """Deleting a row that jobs still use answers 409, not 500."""
+
+    conflicts = {"destroy": "Jobs still use this: delete them first."}
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         try:
@@ -84,6 +102,13 @@ class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
     filterset_fields = ["title", "status", "server", "interpreter", "owner"]
     ordering_fields = ["id", "title", "status", "created", "modified", "started_at"]
     search_fields = ["title", "remote_directory", "remote_filename"]
+    conflicts = {
+        "update": "The job is running: cancel it first.",
+        "partial_update": "The job is running: cancel it first.",
+        "destroy": "The job is running: cancel it first.",
+        "submit": "The job is running, or queued already: cancel it first.",
+        "cancel": "The job has ended already.",
+    }
 
     def get_queryset(self) -> QuerySet[Job]:
         jobs = Job.objects.visible_to(self.request.user)
@@ -142,14 +167,9 @@ class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
         return Response({"job": data, "task_id": task_id}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
-        request=serializers.SubmitSerializer,
-        responses={
-            202: serializers.SubmittedSerializer,
-            403: serializers.DetailSerializer,
-            409: serializers.DetailSerializer,
-        },
+        request=serializers.SubmitSerializer, responses={202: serializers.SubmittedSerializer}
     )
-    @action(detail=True, methods=["post"], schema=AutoSchema())
+    @action(detail=True, methods=["post"], schema=APIAutoSchema())
     def submit(self, request: Request, pk: Any = None) -> Response:
         """Run the job on its server, as a login the requesting user may use."""
         job = self.get_object()
@@ -165,15 +185,8 @@ class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
         self._check_login(request, job, options)
         return self._enqueue(job, options)
 
-    @extend_schema(
-        request=None,
-        responses={
-            202: serializers.JobSerializer,
-            403: serializers.DetailSerializer,
-            409: serializers.DetailSerializer,
-        },
-    )
-    @action(detail=True, methods=["post"], schema=AutoSchema())
+    @extend_schema(request=None, responses={202: serializers.JobSerializer})
+    @action(detail=True, methods=["post"], schema=APIAutoSchema())
     def cancel(self, request: Request, pk: Any = None) -> Response:
         """Stop the job: TERM to its process group, KILL after the grace period."""
         job = self.get_object()
@@ -185,10 +198,9 @@ class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
-        request=serializers.SubmitSerializer,
-        responses={202: serializers.SubmittedSerializer, 403: serializers.DetailSerializer},
+        request=serializers.SubmitSerializer, responses={202: serializers.SubmittedSerializer}
     )
-    @action(detail=True, methods=["post"], schema=AutoSchema())
+    @action(detail=True, methods=["post"], schema=APIAutoSchema())
     def resubmit(self, request: Request, pk: Any = None) -> Response:
         """Run a copy of the job (same program, server and place) as a new job."""
         job = self.get_object()
@@ -204,7 +216,7 @@ class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
         ],
         responses=serializers.LogPageSerializer,
     )
-    @action(detail=True, methods=["get"], schema=AutoSchema())
+    @action(detail=True, methods=["get"], schema=APIAutoSchema())
     def logs(self, request: Request, pk: Any = None) -> Response:
         """The job's log after a cursor: to catch up without a websocket."""
         job = self.get_object()
@@ -245,13 +257,17 @@ class ResultViewSet(viewsets.ReadOnlyModelViewSet[Result], _ViewSet):
     filterset_fields = ["job", "remote_filename"]
     ordering_fields = ["id", "remote_filename", "size", "created"]
     search_fields = ["remote_filename"]
+    # A client generated from the schema asks for the file with
+    # "Accept: application/octet-stream", a type no renderer has: the file is sent
+    # whatever the client accepts (and an error, as JSON).
+    any_accept_actions = frozenset({"download"})
 
     def get_queryset(self) -> QuerySet[Result]:
         results = Result.objects.visible_to(self.request.user).select_related("job")
         return results.order_by("job", "remote_filename", "id")
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
-    @action(detail=True, methods=["get"], schema=AutoSchema())
+    @action(detail=True, methods=["get"], schema=APIAutoSchema())
     def download(self, request: Request, pk: Any = None) -> FileResponse:
         """The file itself, to the owner of its job, or with the view permission on results."""
         result = self.get_object()
