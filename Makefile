@@ -16,7 +16,7 @@ DEMO_STAMP := $(VENV)/.drs-demo-installed
 
 PYTEST_ARGS ?=
 
-.PHONY: help install test lint format docs dist bench demo clean
+.PHONY: help install test coverage lint format docs dist bench demo clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -40,6 +40,18 @@ install: $(STAMP) ## Create .venv (unless a virtualenv is active) and install th
 
 test: $(STAMP) ## Run the test suite (REQUIRE_SERVICES=1 turns skips for missing services into failures)
 	cd $(CURDIR) && $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+COVERAGE_DATA ?= $(CURDIR)/test-artifacts/coverage/local
+
+# COVERAGE_PROCESS_START makes every Python process of the virtualenv measure itself
+# (coverage's .pth file), so the workers, daphne and manage.py the tests start count too.
+coverage: $(STAMP) ## Run the test suite measuring coverage, started processes included, and report it
+	rm -rf $(COVERAGE_DATA) && mkdir -p $(COVERAGE_DATA)
+	cd $(CURDIR) && COVERAGE_PROCESS_START=$(CURDIR)/pyproject.toml \
+		COVERAGE_FILE=$(COVERAGE_DATA)/.coverage $(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/coverage combine --quiet --data-file=$(COVERAGE_DATA)/.coverage $(COVERAGE_DATA)
+	$(BIN)/coverage html --quiet --data-file=$(COVERAGE_DATA)/.coverage --directory=$(COVERAGE_DATA)/html
+	$(BIN)/coverage report --data-file=$(COVERAGE_DATA)/.coverage
 
 lint: $(STAMP) ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check .
