@@ -22,6 +22,7 @@ from django_remote_submission.models import Interpreter, Job, Log, Result, Serve
 RUNTIME_FIELDS = [
     "uuid",
     "status",
+    "state",
     "owner",
     "exit_code",
     "error",
