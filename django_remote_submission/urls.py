@@ -14,11 +14,12 @@ or under the namespace ``remote_submission`` (``remote_submission:job-list``...)
 from django.urls import path
 
 from django_remote_submission.api.urls import urlpatterns as api_urlpatterns
-from django_remote_submission.views import JobUserStatusView
+from django_remote_submission.views import JobLogDownloadView, JobUserStatusView
 
 urlpatterns = [
     *api_urlpatterns,
     path("job-user-status/", JobUserStatusView.as_view(), name="job-user-status"),
+    path("jobs/<int:job_pk>/log.txt", JobLogDownloadView.as_view(), name="job-log-download"),
 ]
 
 #: The same routes, for ``include()``, under the application and instance namespace

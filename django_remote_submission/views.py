@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.http import HttpRequest, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.views import View
 from django.views.generic import TemplateView
 
 from django_remote_submission.conf import conf
@@ -24,7 +29,48 @@ def log_context(job_pk: int, *, tail: int = 200) -> dict[str, Any]:
         "since": rows[-1].pk if rows else 0,
         "omitted": max(0, logs.count() - len(rows)) if len(rows) == tail else 0,
         "socket": f"{conf.WEBSOCKET_PREFIX}job-log/{job_pk}/",
+        "download": _download_url(job_pk),
     }
+
+
+def _download_url(job_pk: int) -> str | None:
+    try:
+        return reverse("job-log-download", args=[job_pk])
+    except Exception:  # the project did not include the app's URLs
+        return None
+
+
+#: Rows read per query when a whole log is streamed.
+DOWNLOAD_CHUNK = 2000
+
+
+def log_lines(job_pk: int, chunk: int = DOWNLOAD_CHUNK) -> Iterator[str]:
+    """A job's log rows in order, read ``chunk`` rows at a time by id: however long the
+    log, no more than one chunk is in memory."""
+    last = 0
+    while True:
+        rows = list(
+            Log.objects.filter(job_id=job_pk, id__gt=last)
+            .order_by("id")
+            .values_list("id", "content")[:chunk]
+        )
+        if not rows:
+            return
+        yield "".join(content for _, content in rows)
+        last = rows[-1][0]
+
+
+class JobLogDownloadView(LoginRequiredMixin, View):
+    """The whole log of a job as a text file, streamed from the database. Its owner's,
+    or a user's with ``view_job``; anyone else gets 404, as in the REST API."""
+
+    def get(self, request: HttpRequest, job_pk: int) -> StreamingHttpResponse:
+        job = get_object_or_404(Job.objects.visible_to(request.user), pk=job_pk)
+        response = StreamingHttpResponse(
+            log_lines(job.pk), content_type="text/plain; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-log.txt"'
+        return response
 
 
 class JobUserStatusView(LoginRequiredMixin, TemplateView):

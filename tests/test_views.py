@@ -39,3 +39,47 @@ def test_the_browsable_api_renders(client):
     response = client.get("/api/jobs/", HTTP_ACCEPT="text/html")
     assert response.status_code == 200
     assert b"Job List" in response.content
+
+
+def test_the_whole_log_downloads_as_text_streamed_in_chunks(client, django_assert_num_queries):
+    from django.contrib.auth.models import Permission
+
+    from django_remote_submission.logstream import _line as line
+    from django_remote_submission.logstream import insert_logs
+    from django_remote_submission.views import DOWNLOAD_CHUNK, log_lines
+
+    job = make_job()
+    lines = 2 * DOWNLOAD_CHUNK + 7
+    from django.utils import timezone
+
+    now = timezone.now()
+    insert_logs(
+        job.pk,
+        [
+            line("stderr" if i % 100 == 0 else "stdout", now, f"line {i}\n")
+            for i in range(1, lines + 1)
+        ],
+    )
+    client.force_login(job.owner)
+    response = client.get(f"/api/jobs/{job.pk}/log.txt")
+    assert response.status_code == 200
+    assert response.streaming
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response["Content-Disposition"] == f'attachment; filename="job-{job.pk}-log.txt"'
+    text = b"".join(response.streaming_content).decode()
+    assert text.splitlines() == [f"line {i}" for i in range(1, lines + 1)]
+    # One query per chunk of rows (and one that finds none): never the whole log at once.
+    with django_assert_num_queries(4):
+        chunks = list(log_lines(job.pk))
+    assert [c.count("\n") for c in chunks] == [DOWNLOAD_CHUNK, DOWNLOAD_CHUNK, 7]
+
+    # Another user's job looks missing; the view permission opens it; anonymous logs in.
+    stranger = make_user("mallory")
+    client.force_login(stranger)
+    assert client.get(f"/api/jobs/{job.pk}/log.txt").status_code == 404
+    stranger.user_permissions.add(Permission.objects.get(codename="view_job"))
+    stranger = type(stranger).objects.get(pk=stranger.pk)
+    client.force_login(stranger)
+    assert client.get(f"/api/jobs/{job.pk}/log.txt").status_code == 200
+    client.logout()
+    assert client.get(f"/api/jobs/{job.pk}/log.txt").status_code == 302
