@@ -42,6 +42,15 @@ def _get(name: str) -> Any:
     return getattr(settings, PREFIX + name, DEFAULTS[name])
 
 
+def _path(name: str) -> Path | None:
+    """A setting that names a file: a str, bytes or path-like, as its check allows;
+    None or empty means none."""
+    value = _get(name)
+    if value in (None, "", b""):
+        return None
+    return Path(os.fsdecode(value))
+
+
 class Settings:
     """Settings are looked up on every access, so override_settings just works.
 
@@ -56,17 +65,11 @@ class Settings:
 
     @property
     def KNOWN_HOSTS_FILE(self) -> Path | None:
-        value = _get("KNOWN_HOSTS_FILE")
-        if value in (None, "", b""):
-            return None
-        return Path(os.fsdecode(value))  # a str, bytes or path-like, as check E003 allows
+        return _path("KNOWN_HOSTS_FILE")  # check E003
 
     @property
     def KEY_FILENAME(self) -> Path | None:
-        value = _get("KEY_FILENAME")
-        if value in (None, "", b""):
-            return None
-        return Path(os.fsdecode(value))  # a str, bytes or path-like, as check E021 allows
+        return _path("KEY_FILENAME")  # check E021
 
     @property
     def CONNECT_TIMEOUT(self) -> float:

@@ -520,11 +520,10 @@ def store_writes(
                 write.writer.rows_written += len(mine)
 
         def committed() -> None:
-            for writer, mine, _after in published:
-                send_logs_stored(writer.job.pk, mine)
             if publish_many is not None:
                 publish_many([(writer.job.pk, mine, after) for writer, mine, after in published])
             for writer, mine, after in published:
+                send_logs_stored(writer.job.pk, mine)
                 if writer.publish is not None and publish_many is None:
                     writer.publish(writer.job.pk, mine, after)
                 if writer.on_batch is not None:

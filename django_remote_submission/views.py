@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import HttpRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -36,7 +36,7 @@ def log_context(job_pk: int, *, tail: int = 200) -> dict[str, Any]:
 def _download_url(job_pk: int) -> str | None:
     try:
         return reverse("job-log-download", args=[job_pk])
-    except Exception:  # the project did not include the app's URLs
+    except NoReverseMatch:  # the project did not include the app's URLs
         return None
 
 
