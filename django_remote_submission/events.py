@@ -79,6 +79,8 @@ def status_payload(job: Job) -> dict[str, Any]:
         "finished_at": _iso(job.finished_at),
         "owner_id": job.owner_id,
         "state": job.state,
+        "queued_at": _iso(job.queued_at),
+        "heartbeat": _iso(job.heartbeat),
     }
 
 
@@ -294,14 +296,14 @@ def watch(job_pk: int) -> None:
 
 
 def job_saved(sender: type[Job], instance: Job, created: bool, raw: bool, **kwargs: Any) -> None:
-    """post_save receiver: one status event per actual change of status (admin included),
-    and ``signals.job_status_changed`` per change of status or state."""
+    """post_save receiver: one status event, and one ``signals.job_status_changed``, per
+    actual change of status or state (admin included). A change of state alone (starting,
+    running, finishing) keeps the 2.x status, but the pages show where the job is."""
     if raw:
         return
     status_changed = created or instance.tracker.has_changed("status")
-    if status_changed:
-        publish_status(instance)
     if status_changed or instance.tracker.has_changed("state"):
+        publish_status(instance)
         status, state = instance.status, instance.state
         previous_status = None if created else instance.tracker.previous("status")
         previous_state = None if created else instance.tracker.previous("state")

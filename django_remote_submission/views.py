@@ -1,4 +1,5 @@
-"""Pages of the app: the 2.x job-user-status page, and the context of the live-log template."""
+"""Pages of the app: the 2.x job-user-status page, the whole log as a file, and the context
+of the live-log template."""
 
 from __future__ import annotations
 
@@ -14,13 +15,17 @@ from django.views.generic import TemplateView
 
 from django_remote_submission.conf import conf
 from django_remote_submission.models import Job, Log
+from django_remote_submission.where import with_last_output
 
 
 def log_context(job_pk: int, *, tail: int = 200) -> dict[str, Any]:
     """What ``django_remote_submission/log.html`` needs to show a job's log live.
 
     ``logs`` are the last ``tail`` rows, oldest first; ``since`` is the id of the last of
-    them, where the websocket resumes; ``omitted`` counts the earlier rows left out.
+    them, where the websocket resumes; ``omitted`` counts the earlier rows left out;
+    ``last_output`` is the time of the last row, for the line that says where the job is;
+    ``download`` and ``earlier`` are the addresses of the whole log and of the API's
+    ``logs`` action (None when the project did not include the app's URLs).
     """
     logs = Log.objects.filter(job_id=job_pk).order_by("-id")
     rows = list(logs[:tail])[::-1]
@@ -28,16 +33,22 @@ def log_context(job_pk: int, *, tail: int = 200) -> dict[str, Any]:
         "logs": rows,
         "since": rows[-1].pk if rows else 0,
         "omitted": max(0, logs.count() - len(rows)) if len(rows) == tail else 0,
+        "last_output": rows[-1].time if rows else None,
         "socket": f"{conf.WEBSOCKET_PREFIX}job-log/{job_pk}/",
-        "download": _download_url(job_pk),
+        "download": app_url("job-log-download", job_pk),
+        "earlier": app_url("job-logs", job_pk),
     }
 
 
-def _download_url(job_pk: int) -> str | None:
-    try:
-        return reverse("job-log-download", args=[job_pk])
-    except NoReverseMatch:  # the project did not include the app's URLs
-        return None
+def app_url(name: str, *args: Any) -> str | None:
+    """The address of one of the app's routes, included with their global names or under
+    the ``remote_submission`` namespace (``urls.namespaced``); None if neither."""
+    for candidate in (name, f"remote_submission:{name}"):
+        try:
+            return reverse(candidate, args=args)
+        except NoReverseMatch:
+            continue
+    return None
 
 
 #: Rows read per query when a whole log is streamed.
@@ -81,6 +92,6 @@ class JobUserStatusView(LoginRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         jobs = Job.objects.filter(owner_id=self.request.user.pk).order_by("-modified", "-id")
-        context["jobs"] = jobs[:10]
+        context["jobs"] = with_last_output(list(jobs[:10]))
         context["socket"] = f"{conf.WEBSOCKET_PREFIX}job-user/"
         return context

@@ -253,6 +253,56 @@ def test_logs_after_a_cursor(world):
     assert client.get(f"/api/jobs/{theirs.pk}/logs/").status_code == 404
 
 
+def test_logs_before_a_cursor_page_backwards_exactly(world):
+    job = world["objects"]["jobs"][0]
+    job.logs.all().delete()
+    rows = [make_log(job=job, content=f"{i}\n") for i in range(25)]
+    ids = [row.pk for row in rows]
+    client = client_for(world["owner"])
+    url = f"/api/jobs/{job.pk}/logs/"
+
+    def numbers(page):
+        return [int(r["content"]) for r in page["results"]]
+
+    # Backwards from past the end, 10 at a time: each page the 10 rows before the
+    # first of the last, oldest first, and "more" while earlier rows exist.
+    pages, before = [], ids[-1] + 1
+    while True:
+        page = client.get(url, {"before": before, "limit": 10}).json()
+        pages.append(numbers(page))
+        if not page["more"]:
+            break
+        before = page["results"][0]["id"]
+    assert pages == [list(range(15, 25)), list(range(5, 15)), list(range(0, 5))]
+    assert page["last_log_id"] == ids[4]
+
+    # Bounds: before the first row, nothing; a page that ends exactly at the first row
+    # says there is no more; a huge or negative cursor is the end or the start.
+    page = client.get(url, {"before": ids[0]}).json()
+    assert (page["results"], page["more"]) == ([], False)
+    page = client.get(url, {"before": ids[10], "limit": 10}).json()
+    assert (numbers(page), page["more"]) == (list(range(10)), False)
+    page = client.get(url, {"before": ids[10], "limit": 9}).json()
+    assert (numbers(page), page["more"]) == (list(range(1, 10)), True)
+    assert numbers(client.get(url, {"before": 10**30, "limit": 2}).json()) == [23, 24]
+    assert client.get(url, {"before": -5}).json()["results"] == []
+    assert numbers(client.get(url, {"since": 10**30}).json()) == []
+
+    # With since too: the rows strictly between, the last ones first if they are many.
+    page = client.get(url, {"since": ids[3], "before": ids[8]}).json()
+    assert (numbers(page), page["more"]) == ([4, 5, 6, 7], False)
+    page = client.get(url, {"since": ids[3], "before": ids[8], "limit": 3}).json()
+    assert (numbers(page), page["more"]) == ([5, 6, 7], True)
+
+    # Bad input, and another user's job.
+    for bad in ("x", "1.5", ""):
+        response = client.get(url, {"before": bad})
+        assert response.status_code == 400, bad
+        assert response.json() == {"detail": "since, before and limit must be integers."}
+    theirs = world["objects"]["jobs"][1]
+    assert client.get(f"/api/jobs/{theirs.pk}/logs/", {"before": 10**6}).status_code == 404
+
+
 def test_running_jobs_cannot_be_changed_or_deleted(world):
     job = world["objects"]["jobs"][0]
     job.status = Job.STATUS.submitted

@@ -303,6 +303,43 @@ def test_user_socket_gets_latest_jobs_then_each_status_change():
     run(body)
 
 
+def test_a_change_of_state_alone_is_a_status_frame_too():
+    """Starting, running and finishing all keep 2.x's "submitted": the frames of each
+    change of state carry it, with the state and the times the pages show."""
+    owner = make_user()
+    job = make_job(owner=owner)
+
+    async def body():
+        socket = await connect("/ws/job-user/", owner)
+        await receive_until(socket, is_history_complete)
+
+        @database_sync_to_async
+        def run_it():
+            job.status, job.state, job.queued_at = "submitted", "starting", NOW
+            job.save()
+            job.state, job.started_at = "running", NOW + dt.timedelta(seconds=1)
+            job.save()
+            job.title = "renamed, same state"
+            job.save()  # no change of status or state: no frame
+            job.state = "finishing"
+            job.save()
+
+        await run_it()
+        frames = [await socket.receive_json_from(timeout=TIMEOUT) for _ in range(3)]
+        assert [(f["status"], f["state"]) for f in frames] == [
+            ("submitted", "starting"),
+            ("submitted", "running"),
+            ("submitted", "finishing"),
+        ]
+        assert frames[1]["queued_at"] == NOW.isoformat()
+        assert frames[1]["started_at"] == (NOW + dt.timedelta(seconds=1)).isoformat()
+        assert "heartbeat" in frames[1]
+        assert await socket.receive_nothing(timeout=0.3)
+        await socket.disconnect()
+
+    run(body)
+
+
 def test_group_names_are_valid_for_any_user():
     assert events.user_group(12) == "drs.user.12"
     assert events.job_group(7) == "drs.job.7"

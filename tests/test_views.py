@@ -24,7 +24,9 @@ def test_job_user_status_lists_the_users_jobs_escaped(client):
     assert "django_remote_submission/job-status.js" in page
 
 
-@pytest.mark.parametrize("name", ["job-log.js", "job-status.js", "remote-submission.css"])
+@pytest.mark.parametrize(
+    "name", ["job-log.js", "job-status.js", "job-where.js", "remote-submission.css"]
+)
 def test_the_pages_assets_ship_with_the_app(name):
     path = finders.find(f"django_remote_submission/{name}")
     assert path is not None

@@ -30,6 +30,8 @@ from django_remote_submission.tasks import cancel_job, enqueue_submission
 
 #: Most log rows one ``jobs/{id}/logs/`` answer carries.
 MAX_LOG_PAGE = 10_000
+#: The largest id a database's big integer holds: larger cursors mean "the end".
+MAX_LOG_ID = 2**63 - 1
 
 
 class StandardPagination(PageNumberPagination):
@@ -212,24 +214,44 @@ class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
     @extend_schema(
         parameters=[
             OpenApiParameter("since", int, description="Only rows after this log id."),
+            OpenApiParameter(
+                "before",
+                int,
+                description=(
+                    "Only rows before this log id: the last ones of them, oldest first "
+                    "(to read a log backwards; with since, the rows between the two)."
+                ),
+            ),
             OpenApiParameter("limit", int, description=f"At most this many rows ({MAX_LOG_PAGE})."),
         ],
         responses=serializers.LogPageSerializer,
     )
     @action(detail=True, methods=["get"], schema=APIAutoSchema())
     def logs(self, request: Request, pk: Any = None) -> Response:
-        """The job's log after a cursor: to catch up without a websocket."""
+        """The job's log after a cursor, to catch up without a websocket; or before one,
+        to read it backwards."""
         job = self.get_object()
+        params = request.query_params
         try:
-            since = max(0, int(request.query_params.get("since", 0)))
-            limit = min(MAX_LOG_PAGE, max(1, int(request.query_params.get("limit", MAX_LOG_PAGE))))
+            since = _log_id(params.get("since", 0))
+            before = _log_id(params["before"]) if "before" in params else None
+            limit = min(MAX_LOG_PAGE, max(1, int(params.get("limit", MAX_LOG_PAGE))))
         except ValueError:
             return Response(
-                {"detail": "since and limit must be integers."}, status=status.HTTP_400_BAD_REQUEST
+                {"detail": "since, before and limit must be integers."},
+                status=status.HTTP_400_BAD_REQUEST,
             )
-        rows = list(job.logs.filter(pk__gt=since).order_by("pk")[: limit + 1])
-        more = len(rows) > limit
-        rows = rows[:limit]
+        logs = job.logs.filter(pk__gt=since)
+        if before is None:
+            rows = list(logs.order_by("pk")[: limit + 1])
+            more = len(rows) > limit
+            rows = rows[:limit]
+        else:
+            # Newest first, so that the query reads only what it answers (and one more,
+            # to tell whether earlier rows exist) from the (job, id) index.
+            rows = list(logs.filter(pk__lt=before).order_by("-pk")[: limit + 1])
+            more = len(rows) > limit
+            rows = rows[:limit][::-1]
         return Response(
             {
                 "results": serializers.LogSerializer(rows, many=True).data,
@@ -238,6 +260,11 @@ class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
                 "finished": job.is_finished,
             }
         )
+
+
+def _log_id(value: Any) -> int:
+    """A log id cursor: below 0 counts as 0, beyond the database's integers as their end."""
+    return min(MAX_LOG_ID, max(0, int(value)))
 
 
 class LogViewSet(viewsets.ReadOnlyModelViewSet[Log], _ViewSet):

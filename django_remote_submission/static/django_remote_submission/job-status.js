@@ -1,7 +1,9 @@
 // Live status of a user's jobs, for a table with data-drs-status (job-user-status/).
-// Each status frame updates its job's row, or adds one at the top. Text goes in with
-// textContent only: a job title is never HTML. With data-link="/logs/{id}/" on the table,
-// each title links to that address, {id} replaced by the job's id.
+// Each status frame updates its job's row, or adds one at the top: id, title, status,
+// where the job is, modified. Text goes in with textContent only: a job title is never
+// HTML. With data-link="/logs/{id}/" on the table, each title links to that address, {id}
+// replaced by the job's id. Each frame is also dispatched on its row as a "drs:status"
+// event, which job-where.js (load it too) reads to keep the where line live.
 (function () {
   "use strict";
 
@@ -35,7 +37,17 @@
         row.cells[1].replaceChildren(link);
       }
       cell(row, 2, frame.status);
-      cell(row, 3, frame.modified ? new Date(frame.modified).toLocaleString() : "");
+      while (row.cells.length <= 3) {
+        row.insertCell(-1);
+      }
+      if (!row.cells[3].querySelector("[data-drs-where]")) {
+        var where = document.createElement("span");
+        where.dataset.drsWhere = "";
+        where.dataset.job = String(frame.job_id);
+        row.cells[3].replaceChildren(where);
+      }
+      cell(row, 4, frame.modified ? new Date(frame.modified).toLocaleString() : "");
+      row.dispatchEvent(new CustomEvent("drs:status", { detail: frame, bubbles: true }));
     }
 
     function connect() {

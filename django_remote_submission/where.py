@@ -1,0 +1,158 @@
+"""Where a job is, in one line derived from its row, for the pages (see job-where.js)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+
+from django_remote_submission.models import Job, Log
+
+State = Job.State
+
+
+@dataclass(frozen=True)
+class Clock:
+    """A span of time in the line, shown as a ``<time>``."""
+
+    seconds: float
+
+    @property
+    def text(self) -> str:
+        return duration_text(self.seconds)
+
+    @property
+    def iso(self) -> str:
+        return f"PT{max(0, int(self.seconds))}S"
+
+
+def duration_text(seconds: float) -> str:
+    """``45 s``, ``2 min 3 s``, ``1 h 5 min``, ``2 d 3 h``: to the second while it is
+    short, coarser as it grows. job-where.js writes the same."""
+    total = max(0, int(seconds))
+    if total < 60:
+        return f"{total} s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def _between(start: dt.datetime, end: dt.datetime) -> float:
+    return (end - start).total_seconds()
+
+
+def where_parts(
+    job: Job, *, last_output: dt.datetime | None = None, now: dt.datetime | None = None
+) -> list[str | Clock]:
+    """The line as text and spans of time, from the job's row alone (plus the time of its
+    last log row, for a running job)."""
+    now = now or timezone.now()
+    state = job.state
+    if state == State.QUEUED:
+        if job.queued_at is None:
+            return [_("Queued: not sent to a worker yet")]
+        return [
+            _("Queued for "),
+            Clock(_between(job.queued_at, now)),
+            _(": waiting for a free worker"),
+        ]
+    if state == State.STARTING:
+        return [_("Starting: connecting to the server and uploading the program")]
+    if state == State.RUNNING:
+        if job.started_at is None:  # a status set by hand, as 2.x code may
+            return [_("Running")]
+        parts: list[str | Clock] = [_("Running for "), Clock(_between(job.started_at, now))]
+        if last_output is None:
+            return [*parts, _("; no output yet")]
+        return [*parts, _("; last output "), Clock(_between(last_output, now)), _(" ago")]
+    if state == State.FINISHING:
+        return [_("Finishing: storing the last output and collecting result files")]
+    ended: dict[str, tuple[str, str]] = {
+        State.SUCCESS: (_("Succeeded"), _("Succeeded after ")),
+        State.FAILURE: (_("Failed before it started"), _("Failed after ")),
+        State.CANCELED: (_("Canceled before it started"), _("Canceled after ")),
+    }
+    without, after = ended.get(state, (str(state), str(state)))
+    if job.started_at is None or job.finished_at is None:
+        return [without]
+    return [after, Clock(_between(job.started_at, job.finished_at))]
+
+
+def where_text(
+    job: Job, *, last_output: dt.datetime | None = None, now: dt.datetime | None = None
+) -> str:
+    """The line as plain text: ``Running for 2 min 3 s; last output 4 s ago``."""
+    parts = where_parts(job, last_output=last_output, now=now)
+    return "".join(part.text if isinstance(part, Clock) else part for part in parts)
+
+
+def _iso(value: dt.datetime | None) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+def where_html(
+    job: Job, *, last_output: dt.datetime | None = None, now: dt.datetime | None = None
+) -> SafeString:
+    """The line as HTML, each span of time a ``<time>``, in a ``<span data-drs-where>``
+    that carries what ``job-where.js`` needs to keep it live: the job's times, and the
+    server's clock (``data-now``), so that a browser whose clock is off still counts
+    right."""
+    now = now or timezone.now()
+    parts = where_parts(job, last_output=last_output, now=now)
+    inner = format_html_join(
+        "",
+        "{}",
+        (
+            (
+                format_html('<time datetime="{}">{}</time>', part.iso, part.text)
+                if isinstance(part, Clock)
+                else part,
+            )
+            for part in parts
+        ),
+    )
+    return format_html(
+        '<span class="drs-where drs-where-{}" data-drs-where data-job="{}" data-state="{}" '
+        'data-queued-at="{}" data-started-at="{}" data-finished-at="{}" '
+        'data-last-output="{}" data-now="{}">{}</span>',
+        job.state,
+        job.pk,
+        job.state,
+        _iso(job.queued_at),
+        _iso(job.started_at),
+        _iso(job.finished_at),
+        _iso(last_output),
+        _iso(now),
+        inner,
+    )
+
+
+def last_outputs(job_pks: Iterable[int]) -> dict[int, dt.datetime]:
+    """The time of each job's last log row, in one query: a subquery per job that reads
+    one row of the (job, id) index backwards, however long the log."""
+    pks = list(job_pks)
+    if not pks:
+        return {}
+    last = Log.objects.filter(job_id=OuterRef("pk")).order_by("-id").values("time")[:1]
+    rows = Job.objects.filter(pk__in=pks).annotate(last_output=Subquery(last))
+    return {pk: when for pk, when in rows.values_list("pk", "last_output") if when is not None}
+
+
+def with_last_output(jobs: Sequence[Job]) -> Sequence[Job]:
+    """Set ``last_output`` on each running job of ``jobs`` (None on the others), which the
+    ``job_where`` template tag reads. Only running jobs are asked about."""
+    found = last_outputs(job.pk for job in jobs if job.state == State.RUNNING)
+    for job in jobs:
+        job.last_output = found.get(job.pk)  # type: ignore[attr-defined]
+    return jobs
