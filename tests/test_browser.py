@@ -148,7 +148,7 @@ def test_sample_job_live_in_the_list_and_on_its_page(browser: Any, site: DemoRun
     # "Create a test job" lands on the job's page, while it runs: lines arrive there
     # without a reload.
     job_id = create_test_job(page, site)
-    expect(page.locator(".message.success")).to_contain_text("is submitted")
+    expect(page.locator(".message.submitted")).to_contain_text("was submitted")
     mark_loaded(page)
     # The list, opened meanwhile, follows the job too.
     listing = context.new_page()

@@ -23,6 +23,7 @@ from django_remote_submission.models import Interpreter, Job, Server
 from django_remote_submission.results import natural_key
 from django_remote_submission.tasks import cancel_job, enqueue_submission
 from django_remote_submission.views import log_context
+from django_remote_submission.where import with_last_output
 from server.forms import NewJobForm
 from server.sample import SAMPLE_PROGRAM
 
@@ -79,7 +80,7 @@ class ExampleJobStatusView(LoginRequiredMixin, View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         context = {
-            "jobs": visible_jobs(request).order_by("-modified", "-id")[:50],
+            "jobs": with_last_output(list(visible_jobs(request).order_by("-modified", "-id")[:50])),
             "socket": f"{conf.WEBSOCKET_PREFIX}job-user/",
             "link": reverse("logs", args=[0]).replace("/0/", "/{id}/"),
         }
@@ -107,7 +108,13 @@ class ExampleJobStatusView(LoginRequiredMixin, View):
             return redirect("example")
         job.save()
         enqueue_submission(job.pk, **options)
-        messages.success(request, f"{job.title} is submitted: it runs for about 10 seconds.")
+        # Info, worded to stay true whatever the job does next; the job page hides it
+        # once the job fails, so that it never sits above a failure.
+        messages.info(
+            request,
+            f"{job.title} was submitted: it runs for about 10 seconds, and this page follows it.",
+            extra_tags="submitted",
+        )
         return redirect("logs", job_pk=job.pk)  # its live page
 
 
@@ -136,7 +143,11 @@ class NewJobView(LoginRequiredMixin, FormView):  # type: ignore[type-arg]
             return self.form_invalid(form)
         job.save()
         enqueue_submission(job.pk, **options)
-        messages.success(self.request, f"{job.title} is submitted.")
+        messages.info(
+            self.request,
+            f"{job.title} was submitted: this page follows it.",
+            extra_tags="submitted",
+        )
         return redirect("logs", job_pk=job.pk)
 
 

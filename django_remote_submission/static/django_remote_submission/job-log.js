@@ -85,7 +85,7 @@
     var state = box.querySelector("[data-drs-state]");
     var since = parseInt(box.dataset.since || "0", 10);
     var finished = box.dataset.finished === "true";
-    var withError = !("drsErrorElsewhere" in box.dataset);
+    var withError = !("errorElsewhere" in box.dataset);
     var stick = true;
 
     list.addEventListener("scroll", function () {

@@ -1,7 +1,10 @@
 // The job page of /logs/<pk>/: the log itself is django_remote_submission's job-log.js;
 // this keeps the rest of the page live from its "drs:status" events. When the job ends,
-// the cancel button goes and the results are read from the REST API. Text goes in with
-// textContent only: no file name or error message is ever HTML.
+// the cancel button goes and the results are read from the REST API; when it fails, the
+// "was submitted" message goes (the error, in #job-error, is the page's only copy of it:
+// the log's state line leaves it out). Where the job is, the line above the log, is kept
+// live by django_remote_submission's job-where.js. Text goes in with textContent only: no
+// file name or error message is ever HTML.
 (function () {
   "use strict";
 
@@ -83,15 +86,24 @@
 
     document.addEventListener("drs:status", function (event) {
       var frame = event.detail;
+      if (String(frame.job_id) !== job.dataset.job) {
+        return;
+      }
       // A canceled job keeps 2.x's status "failure"; its state says "canceled".
       badge.textContent = frame.state === "canceled" ? "canceled" : frame.status;
       badge.className = "badge drs-" + frame.status;
+      job.dataset.status = frame.status;
+      job.dataset.state = frame.state || "";
       if (frame.exit_code !== undefined && frame.exit_code !== null) {
         exitCode.textContent = String(frame.exit_code);
       }
-      if (frame.error) {
-        error.textContent = frame.error;
-        error.hidden = false;
+      error.textContent = frame.error || "";
+      error.hidden = !frame.error;
+      if (frame.status === "failure") {
+        // "Submitted" is still true, but it is not news above a failure.
+        document.querySelectorAll(".message.submitted").forEach(function (message) {
+          message.hidden = true;
+        });
       }
       if (frame.finished && !finished) {
         finished = true;
