@@ -1,4 +1,4 @@
-"""Admin pages for the five models, with actions that run, cancel and check (no logic here)."""
+"""Admin pages for the models and the operators' overview; actions run, cancel, check (no logic)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,23 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
 
-from django_remote_submission.diagnostics import check_server
+from django_remote_submission.diagnostics import check_and_record_server
 from django_remote_submission.exceptions import LoginRefused, RemoteSubmissionError
 from django_remote_submission.logins import check_login, check_server_login
 from django_remote_submission.logstream import LogPolicy
-from django_remote_submission.models import Interpreter, Job, Log, Result, Server
+from django_remote_submission.models import Interpreter, Job, Log, Overview, Result, Server
+from django_remote_submission.overview import format_seconds, overview
 from django_remote_submission.tasks import cancel_job, enqueue_submission
 from django_remote_submission.transport.hostkeys import HostKey
 from django_remote_submission.transport.ssh import fetch_host_key
@@ -200,7 +206,7 @@ class ServerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             except LoginRefused as exc:
                 self.message_user(request, f"{server}: {exc}", messages.ERROR)
                 continue
-            report = check_server(server, username=username, password=password)
+            report = check_and_record_server(server, username=username, password=password)
             self.message_user(
                 request, str(report), messages.SUCCESS if report.ok else messages.ERROR
             )
@@ -278,13 +284,21 @@ class ResultInline(ReadOnlyInline):
     readonly_fields = ("remote_filename", "local_file", "size", "checksum")
 
 
-RUNTIME_FIELDS = (
-    "uuid",
+#: What a person looks at first: where the job is, how long it took, how it ended.
+STATUS_FIELDS = (
+    "state",
     "status",
-    "exit_code",
-    "error",
+    "queued_at",
     "started_at",
     "finished_at",
+    "duration",
+    "exit_code",
+    "error",
+)
+#: What the worker keeps to follow the job: for someone debugging the app, folded away.
+#: run_options is left out: it holds the run's secrets, sealed.
+INTERNAL_FIELDS = (
+    "uuid",
     "remote_pid",
     "remote_pgid",
     "stdout_offset",
@@ -292,42 +306,90 @@ RUNTIME_FIELDS = (
     "heartbeat",
     "cancel_requested_at",
     "task_id",
+    "lease_owner",
+    "lease_expires",
     "created",
     "modified",
 )
+RUNTIME_FIELDS = STATUS_FIELDS + INTERNAL_FIELDS
 
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = [
-        "id",
-        "title",
-        "status",
-        "owner",
-        "server",
-        "interpreter",
-        "exit_code",
-        "started_at",
-        "finished_at",
-        "modified",
-    ]
+    # What fits a 1280 px wide page: the rest is on the job's page.
+    list_display = ["id", "title", "state", "owner", "server", "started_at", "duration"]
     list_display_links = ["id", "title"]
-    list_filter = ["status", "server", "interpreter", "created"]
+    list_filter = ["state", "server", "created"]
     search_fields = ["title", "uuid", "owner__username", "remote_directory", "remote_filename"]
-    list_select_related = ["owner", "server", "interpreter"]
+    list_select_related = ["owner", "server"]
     raw_id_fields = ["owner"]
     readonly_fields = RUNTIME_FIELDS
     date_hierarchy = "created"
     inlines = [ResultInline]
     actions = ["submit_to_server", "resubmit", "cancel"]
     fieldsets = (
+        (_("Status"), {"fields": STATUS_FIELDS}),
         (None, {"fields": ("title", "owner", "server", "interpreter", "program")}),
         (_("Remote location"), {"fields": ("remote_directory", "remote_filename")}),
-        (_("Outcome"), {"fields": RUNTIME_FIELDS}),
+        (_("Internals"), {"fields": INTERNAL_FIELDS, "classes": ("collapse",)}),
     )
 
     #: Lines of the log shown on the job's page before the live ones.
     log_tail = 200
+
+    @admin.display(description=_("duration"))
+    def duration(self, obj: Job) -> str:
+        if obj.started_at is None:
+            return "-"
+        end = obj.finished_at or timezone.now()
+        return format_seconds((end - obj.started_at).total_seconds())
+
+    def get_fieldsets(self, request: HttpRequest, obj: Job | None = None) -> Any:
+        if obj is None:  # a new job has no status yet
+            return self.fieldsets[1:3]
+        return self.fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> Any:
+        if obj is not None and obj.is_finished:
+            # An ended job is a record of what ran: only its name may change.
+            editable = [field.name for field in Job._meta.fields if field.name != "title"]
+            return (*RUNTIME_FIELDS, *(name for name in editable if name not in RUNTIME_FIELDS))
+        return RUNTIME_FIELDS
+
+    def save_model(self, request: HttpRequest, obj: Job, form: Any, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # Only what the form changed: the worker writes the other fields meanwhile
+        # (offsets, lease, state), and a full save would put back the values the form read.
+        changed = [name for name in form.changed_data if name in form.fields]
+        if changed:
+            obj.save(update_fields=changed)
+
+    def get_urls(self) -> list[URLPattern]:
+        name = f"{self.opts.app_label}_{self.opts.model_name}"
+        return [
+            path(
+                "<path:object_id>/cancel/",
+                self.admin_site.admin_view(require_POST(self.cancel_view)),
+                name=f"{name}_cancel",
+            ),
+            *super().get_urls(),
+        ]
+
+    def cancel_view(self, request: HttpRequest, object_id: str) -> HttpResponseRedirect:
+        job = self.get_object(request, object_id)
+        if job is None:
+            raise Http404
+        if not self.has_change_permission(request, job):
+            raise PermissionDenied
+        if cancel_job(job.pk):
+            self.message_user(request, _("Asked the job to stop."), messages.SUCCESS)
+        else:
+            self.message_user(request, _("The job had already ended."), messages.WARNING)
+        return HttpResponseRedirect(
+            reverse(f"{self.admin_site.name}:{self.opts.app_label}_job_change", args=[job.pk])
+        )
 
     def change_view(
         self,
@@ -339,6 +401,11 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if not str(object_id).isdigit():
             return super().change_view(request, object_id, form_url, extra_context)
         context = {**log_context(int(object_id), tail=self.log_tail), **(extra_context or {})}
+        job = self.get_object(request, object_id)
+        if job is not None and not job.is_finished and self.has_change_permission(request, job):
+            context["cancel_url"] = reverse(
+                f"{self.admin_site.name}:{self.opts.app_label}_job_cancel", args=[job.pk]
+            )
         return super().change_view(request, object_id, form_url, context)
 
     def _submit(
@@ -433,3 +500,98 @@ class ResultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_select_related = ["job"]
     raw_id_fields = ["job"]
     readonly_fields = ["size", "checksum", "created", "modified"]
+
+
+@admin.register(Overview)
+class OverviewAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """The operators' page: is anything stuck? Staff who may view jobs see it; those who
+    may change servers also test them from it."""
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        user = request.user
+        return bool(user.is_active and user.is_staff and user.has_perm(_perm("view_job")))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[URLPattern]:
+        name = f"{self.opts.app_label}_{self.opts.model_name}"
+        view = self.admin_site.admin_view
+        return [
+            path("", view(self.overview_view), name=f"{name}_changelist"),
+            path("data/", view(self.data_view), name=f"{name}_data"),
+            path(
+                "servers/<int:server_id>/test/",
+                view(require_POST(self.test_now_view)),
+                name=f"{name}_test",
+            ),
+        ]
+
+    def _url(self, name: str, *args: Any) -> str:
+        return reverse(
+            f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_{name}",
+            args=args,
+        )
+
+    def _data(self) -> dict[str, Any]:
+        site = self.admin_site.name
+        return overview(
+            lambda pk: reverse(f"{site}:django_remote_submission_job_change", args=[pk])
+        )
+
+    def _check_view(self, request: HttpRequest) -> None:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+
+    def overview_view(self, request: HttpRequest) -> TemplateResponse:
+        self._check_view(request)
+        data = self._data()
+        can_test = request.user.has_perm(_perm("change_server"))
+        for server in data["servers"]:
+            server["test_url"] = self._url("test", server["id"]) if can_test else ""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Operators' overview"),
+            "data": data,
+            "data_url": self._url("data"),
+            "changelist_url": reverse(
+                f"{self.admin_site.name}:django_remote_submission_job_changelist"
+            ),
+        }
+        return TemplateResponse(request, "admin/django_remote_submission/overview.html", context)
+
+    def data_view(self, request: HttpRequest) -> JsonResponse:
+        self._check_view(request)
+        return JsonResponse(self._data())  # admin_view makes it never cached
+
+    def test_now_view(self, request: HttpRequest, server_id: int) -> HttpResponseRedirect:
+        self._check_view(request)
+        if not request.user.has_perm(_perm("change_server")):
+            raise PermissionDenied
+        server = get_object_or_404(Server, pk=server_id)
+        # The same test, and the same login policy, as the Test connection action's,
+        # with the worker's own credentials: the page asks for no password.
+        try:
+            check_server_login(request.user, server)
+        except LoginRefused as exc:
+            self.message_user(request, f"{server}: {exc}", messages.ERROR)
+        else:
+            report = check_and_record_server(server)
+            self.message_user(
+                request, str(report), messages.SUCCESS if report.ok else messages.ERROR
+            )
+        return HttpResponseRedirect(self._url("changelist"))
+
+
+def _perm(codename: str) -> str:
+    return f"django_remote_submission.{codename}"

@@ -78,6 +78,7 @@ NUMERIC_SETTINGS: dict[str, tuple[str, Rule]] = {
     "LOG_MAX_BYTES": ("E018", OPTIONAL_POSITIVE_INTEGER),
     "RESULT_MAX_FILE_SIZE": ("E019", OPTIONAL_POSITIVE_INTEGER),
     "RESULT_MAX_TOTAL_SIZE": ("E020", OPTIONAL_POSITIVE_INTEGER),
+    "STUCK_AFTER": ("E022", POSITIVE_INTEGER),
 }
 
 # Transactions that take SQLite's write lock when they begin, so that the busy timeout

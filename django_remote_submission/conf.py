@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "RESULT_MAX_FILE_SIZE": 1024 * 1024 * 1024,
     "RESULT_MAX_TOTAL_SIZE": 4 * 1024 * 1024 * 1024,
     "LOGIN_POLICY": None,
+    "STUCK_AFTER": 600,
 }
 
 
@@ -163,6 +164,11 @@ class Settings:
         """The dotted path of the project's login policy; None for the app's own."""
         value = _get("LOGIN_POLICY")
         return value or None
+
+    @property
+    def STUCK_AFTER(self) -> int:
+        """Seconds a job may wait in the queue before the operators' page calls it stuck."""
+        return int(_get("STUCK_AFTER"))
 
 
 conf = Settings()

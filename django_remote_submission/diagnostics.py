@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.utils import timezone
+
 from django_remote_submission.exceptions import RemoteSubmissionError
 from django_remote_submission.models import Interpreter, Server
 from django_remote_submission.runner import server_login_name
@@ -71,6 +73,37 @@ def check_server(
     except RemoteSubmissionError as exc:
         report.problems.append(str(exc))
     return report
+
+
+#: The longest report kept on the server's row.
+REPORT_MAX_LENGTH = 4000
+
+
+def check_and_record_server(
+    server: Server, *, username: str | None = None, password: str | None = None
+) -> ServerReport:
+    """:func:`check_server`, and its outcome recorded on the server's row for the
+    operators' page. The caller has checked the login policy first."""
+    report = check_server(server, username=username, password=password)
+    record_report(server, report, secrets=[password] if password else [])
+    return report
+
+
+def record_report(server: Server, report: ServerReport, *, secrets: list[str]) -> None:
+    text = " ".join([*report.notes, *report.problems])
+    # An error message may quote what the server or a library echoed back: the
+    # password given for the test never reaches the database, whatever quoted it.
+    for secret in secrets:
+        text = text.replace(secret, "********")
+    values = {
+        "last_checked_at": timezone.now(),
+        "last_check_ok": report.ok,
+        "last_check_report": text[:REPORT_MAX_LENGTH],
+    }
+    # A test changes nothing of the server's settings: its "modified" stays.
+    Server.objects.filter(pk=server.pk).update(**values)
+    for name, value in values.items():
+        setattr(server, name, value)
 
 
 def _has(transport: SSHTransport, interpreter: Interpreter) -> bool:

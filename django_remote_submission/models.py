@@ -1,4 +1,4 @@
-"""Server, Interpreter, Job, Log and Result: the state of remote jobs, no network I/O."""
+"""Server, Interpreter, Job, Log, Result, WorkerBeat: the state of remote jobs, no network I/O."""
 
 from __future__ import annotations
 
@@ -105,6 +105,26 @@ class Server(TimeStampedModel):
             "The server's SSH host key in OpenSSH format ('ssh-ed25519 AAAA...'). "
             "When set, a server presenting any other key is refused."
         ),
+    )
+    last_checked_at = models.DateTimeField(
+        _("Last Connection Test"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("When the connection to the server was last tested (Test connection)"),
+    )
+    last_check_ok = models.BooleanField(
+        _("Last Test Passed"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("Whether every step of the last connection test passed; empty: never tested"),
+    )
+    last_check_report = models.TextField(
+        _("Last Test Report"),
+        blank=True,
+        editable=False,
+        help_text=_("What the last connection test found, step by step (never a password)"),
     )
     allowed_users = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
@@ -463,6 +483,50 @@ class Log(models.Model):
 
     def __str__(self) -> str:
         return f"{self.time} {self.job}"
+
+
+class WorkerBeat(models.Model):
+    """One row per running sweep (one per Celery worker), written as it sweeps: the
+    operators' page tells from it whether any worker is alive."""
+
+    owner = models.CharField(
+        _("Sweep Owner"),
+        max_length=200,
+        unique=True,
+        help_text=_("The name the sweep holds job leases by (host:pid:random)"),
+    )
+    host = models.CharField(
+        _("Worker Host"), max_length=150, help_text=_("The host name of the worker")
+    )
+    pid = models.IntegerField(_("Worker PID"), help_text=_("The worker's process id"))
+    started_at = models.DateTimeField(_("Started At"), help_text=_("When the sweep started"))
+    last_sweep_at = models.DateTimeField(
+        _("Last Sweep"), help_text=_("When the sweep last looked for jobs to take over")
+    )
+    jobs_followed = models.IntegerField(
+        _("Jobs Followed"),
+        default=0,
+        help_text=_("How many jobs the worker's followers followed at the last sweep"),
+    )
+
+    class Meta:
+        verbose_name = _("worker beat")
+        verbose_name_plural = _("worker beats")
+        ordering = ["host", "pid", "id"]
+
+    def __str__(self) -> str:
+        return self.owner
+
+
+class Overview(Job):
+    """No data of its own: the operators' page appears in the admin, at
+    ``admin/django_remote_submission/overview/``, as the page of this proxy."""
+
+    class Meta:
+        proxy = True
+        default_permissions = ()
+        verbose_name = _("operators' overview")
+        verbose_name_plural = _("operators' overview")
 
 
 def job_result_path(instance: Result, filename: str) -> str:

@@ -3,6 +3,7 @@ sends lost queued jobs again, and the threads that follow the jobs it took over.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import socket
@@ -12,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import close_old_connections, connections
+from django.utils import timezone
 
 from django_remote_submission import jobs
 from django_remote_submission.conf import conf
 from django_remote_submission.follower import Engine, report_end
-from django_remote_submission.models import Job
+from django_remote_submission.models import Job, WorkerBeat
 from django_remote_submission.runner import (
     RunOptions,
     build_transport,
@@ -37,6 +39,10 @@ TAKEN_OVER = (
     "The worker following this job stopped; another took it over and goes on from "
     "byte {job.stdout_offset} of stdout and {job.stderr_offset} of stderr."
 )
+
+#: A worker whose sweep has not beaten for this long has stopped without saying so:
+#: its row goes when another sweep starts.
+FORGET_BEATS_AFTER = dt.timedelta(days=1)
 
 REATTACHED = (
     "The server answered again after the job had failed for its absence: following "
@@ -67,8 +73,11 @@ class Sweep:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
     engine: Engine | None = None
+    started_at: dt.datetime = field(default_factory=timezone.now)
+    beats: int = 0
 
     def start(self) -> None:
+        self.started_at = timezone.now()
         self.engine = Engine(self.owner, self.on_end)
         jobs.sweep_pid = os.getpid()
         self._thread = threading.Thread(target=self._loop, name="drs-sweep", daemon=True)
@@ -87,12 +96,44 @@ class Sweep:
         if followed:
             released = jobs.release(self.owner, followed)
             logger.info("Handed over %d jobs on shutdown", released)
+        self._forget_beat()
 
     def _loop(self) -> None:
         try:
             self._sweep()
         finally:
+            # Again here: a pass that was under way as stop() ran may have beaten since.
+            self._forget_beat()
             connections.close_all()
+
+    def beat(self) -> None:
+        """Tell the operators' page this sweep is alive: one upsert of its row."""
+        now = timezone.now()
+        followed = len(self.followed) + (self.engine.followed if self.engine else 0)
+        if not self.beats:
+            WorkerBeat.objects.filter(last_sweep_at__lt=now - FORGET_BEATS_AFTER).delete()
+        WorkerBeat.objects.bulk_create(
+            [
+                WorkerBeat(
+                    owner=self.owner,
+                    host=socket.gethostname()[:150],
+                    pid=os.getpid(),
+                    started_at=self.started_at,
+                    last_sweep_at=now,
+                    jobs_followed=followed,
+                )
+            ],
+            update_conflicts=True,
+            unique_fields=["owner"],
+            update_fields=["last_sweep_at", "jobs_followed"],
+        )
+        self.beats += 1
+
+    def _forget_beat(self) -> None:
+        try:
+            WorkerBeat.objects.filter(owner=self.owner).delete()
+        except Exception:
+            logger.warning("Could not remove the sweep's beat row", exc_info=True)
 
     def _sweep(self) -> None:
         next_queue_check = next_reattach = 0.0
@@ -101,6 +142,7 @@ class Sweep:
                 self.take_over()
                 if time.monotonic() >= next_queue_check:
                     next_queue_check = time.monotonic() + conf.LEASE_SECONDS / 4
+                    self.beat()
                     self.resend_lost()
                     jobs.renew_kept()
                 if time.monotonic() >= next_reattach:

@@ -1,9 +1,11 @@
+import datetime as dt
 import time
 
 import pytest
 from django.contrib import messages
 from django.contrib.auth.models import Permission
 from django.urls import reverse
+from django.utils import timezone
 
 from django_remote_submission.models import Interpreter, Job, Log
 from tests.factories import make_interpreter, make_job, make_log, make_result, make_user
@@ -371,3 +373,125 @@ def test_test_connection_refuses_a_login_the_user_may_not_use(openssh_target, wo
     [error] = errors_of(response)
     assert f"may not run jobs as '{target.account.username}' on {target.server}" in error
     assert not any("Logged in" in message for message in messages_of(response))
+
+
+# The job's page ------------------------------------------------------------------------
+
+
+def job_form(job, **changes):
+    data = {
+        "title": job.title,
+        "owner": job.owner.pk,
+        "server": job.server.pk,
+        "interpreter": job.interpreter.pk,
+        "program": job.program,
+        "remote_directory": job.remote_directory,
+        "remote_filename": job.remote_filename,
+        "results-TOTAL_FORMS": "0",
+        "results-INITIAL_FORMS": "0",
+    }
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize("status", ["success", "failure"])
+def test_an_ended_job_changes_only_its_title(admin_client, status):
+    job = make_job(status=status, program="print('ran')\n", exit_code=0)
+    url = reverse("admin:django_remote_submission_job_change", args=[job.pk])
+    page = admin_client.get(url).content.decode()
+    assert 'name="title"' in page
+    assert 'name="program"' not in page
+    assert 'name="remote_directory"' not in page
+    response = admin_client.post(
+        url,
+        job_form(job, title="renamed", program="print('changed')\n", remote_directory="/elsewhere"),
+    )
+    assert response.status_code == 302
+    job = Job.objects.get(pk=job.pk)
+    assert job.title == "renamed"
+    assert (job.program, job.remote_directory) == ("print('ran')\n", "/tmp/drs")
+
+
+def test_saving_a_job_writes_only_what_the_form_changed(admin_client):
+    job = make_job()
+    url = reverse("admin:django_remote_submission_job_change", args=[job.pk])
+    form = job_form(job, title="renamed")
+    # The worker stores output meanwhile: the admin's save must not put back what it read.
+    Job.objects.filter(pk=job.pk).update(stdout_offset=123, lease_owner="worker:1:x")
+    assert admin_client.post(url, form).status_code == 302
+    job = Job.objects.get(pk=job.pk)
+    assert (job.title, job.stdout_offset, job.lease_owner) == ("renamed", 123, "worker:1:x")
+
+
+def test_the_job_page_leads_with_status_and_log_and_folds_the_internals(admin_client):
+    job = make_job(status="submitted", started_at=timezone.now())
+    make_log(job=job, content="hello\n")
+    page = admin_client.get(
+        reverse("admin:django_remote_submission_job_change", args=[job.pk])
+    ).content.decode()
+    status = page.index("Started At")
+    log = page.index("data-drs-log")
+    program = page.index('name="program"')
+    internals = page.index("Internals")
+    assert status < log < program < internals
+    assert "collapse" in page[page.rindex("<fieldset", 0, internals) : internals]
+    for name in ("Remote PID", "Stdout Offset", "Lease Owner", "Celery Task Id"):
+        assert page.index(name) > internals
+    assert "Run Options" not in page  # the run's sealed secrets stay out of sight
+    assert 'id="drs-cancel-job"' in page
+    assert "django_remote_submission/admin-job.js" in page
+
+
+def test_an_ended_job_has_no_cancel_button(admin_client):
+    job = make_job(status="success")
+    page = admin_client.get(
+        reverse("admin:django_remote_submission_job_change", args=[job.pk])
+    ).content.decode()
+    assert "drs-cancel-job" not in page
+    assert "data-drs-log" in page
+
+
+def test_the_cancel_button_cancels_the_job(admin_client):
+    job = make_job(status="submitted")
+    url = reverse("admin:django_remote_submission_job_cancel", args=[job.pk])
+    assert admin_client.get(url).status_code == 405
+    response = admin_client.post(url, follow=True)
+    assert response.redirect_chain[-1][0] == reverse(
+        "admin:django_remote_submission_job_change", args=[job.pk]
+    )
+    assert "Asked the job to stop." in messages_of(response)
+    job.refresh_from_db()
+    assert job.cancel_requested_at is not None
+    response = admin_client.post(
+        reverse("admin:django_remote_submission_job_cancel", args=[make_job(status="success").pk]),
+        follow=True,
+    )
+    assert "The job had already ended." in messages_of(response)
+
+
+def test_cancel_needs_the_change_permission(client):
+    viewer = make_user("looker", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_job"))
+    client.force_login(viewer)
+    job = make_job(status="submitted")
+    page = client.get(
+        reverse("admin:django_remote_submission_job_change", args=[job.pk])
+    ).content.decode()
+    assert "drs-cancel-job" not in page
+    response = client.post(reverse("admin:django_remote_submission_job_cancel", args=[job.pk]))
+    assert response.status_code == 403
+    job.refresh_from_db()
+    assert job.cancel_requested_at is None
+
+
+def test_the_job_list_shows_what_matters(admin_client):
+    job = make_job(title="listed", status="success")
+    Job.objects.filter(pk=job.pk).update(
+        started_at=timezone.now() - dt.timedelta(seconds=75), finished_at=timezone.now()
+    )
+    page = admin_client.get(reverse("admin:django_remote_submission_job_changelist"))
+    assert page.context["cl"].list_display == [
+        "action_checkbox",
+        *("id", "title", "state", "owner", "server", "started_at", "duration"),
+    ]
+    assert "1 min 15 s" in page.content.decode()

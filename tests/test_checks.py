@@ -74,6 +74,7 @@ PROBLEMS = {
     "result file size": ("E019", {"REMOTE_SUBMISSION_RESULT_MAX_FILE_SIZE": "1G"}),
     "results' total size": ("E020", {"REMOTE_SUBMISSION_RESULT_MAX_TOTAL_SIZE": -1}),
     "worker's key file": ("E021", {"REMOTE_SUBMISSION_KEY_FILENAME": ["a", "b"]}),
+    "stuck after": ("E022", {"REMOTE_SUBMISSION_STUCK_AFTER": "600"}),
     "redis read timeout": (
         "W002",
         {
@@ -159,6 +160,8 @@ def test_auto_add_warns():
         ("LOG_MAX_BYTES", 0, "E018"),
         ("RESULT_MAX_FILE_SIZE", "1G", "E019"),
         ("RESULT_MAX_TOTAL_SIZE", -1, "E020"),
+        ("STUCK_AFTER", 0, "E022"),
+        ("STUCK_AFTER", 1.5, "E022"),
     ],
 )
 def test_bad_values_are_reported(name, value, check_id):

@@ -37,3 +37,9 @@ def test_the_login_policy_is_a_dotted_path_read_at_access_time():
         assert conf.LOGIN_POLICY == "tests.test_logins.cluster_logins"
     with override_settings(REMOTE_SUBMISSION_LOGIN_POLICY=""):
         assert conf.LOGIN_POLICY is None
+
+
+def test_stuck_after_is_ten_minutes_unless_set():
+    assert conf.STUCK_AFTER == 600
+    with override_settings(REMOTE_SUBMISSION_STUCK_AFTER=60):
+        assert conf.STUCK_AFTER == 60

@@ -263,14 +263,22 @@ def test_migrate_upgrades_a_2x_database_in_place(make_site: Any, backend: str) -
 
 DEV_ROWS = """
 from django.contrib.auth.models import User
-from django_remote_submission.models import Interpreter, Job, Log, Server
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
+
+# The models as the development version's migrations left them: today's have more fields.
+apps = MigrationLoader(connection).project_state().apps
+Interpreter, Job, Log, Server = (
+    apps.get_model("django_remote_submission", name)
+    for name in ("Interpreter", "Job", "Log", "Server")
+)
 owner = User.objects.create_user("carol")
 python = Interpreter.objects.create(name="Python", path="/usr/bin/python3", arguments=["-u"])
 server = Server.objects.create(title="Dev", hostname="dev.example.org", username="carol")
 server.interpreters.add(python)
 job = Job.objects.create(title="Dev job", program="print(1)", remote_directory="/tmp/x",
-    remote_filename="x.py", owner=owner, server=server, interpreter=python, status="success",
-    state="success", exit_code=0)
+    remote_filename="x.py", owner_id=owner.pk, server=server, interpreter=python,
+    status="success", state="success", exit_code=0)
 Log.objects.create(job=job, content="1\\n")
 """
 
@@ -280,7 +288,7 @@ def test_migrate_upgrades_a_database_of_a_development_version(make_site: Any) ->
     with the same ``migrate``, and keeps its rows."""
     site: Site = make_site(None)
     site.manage("migrate", "--no-input", DRS_MIGRATIONS="tests.drs2x.migrations_30dev")
-    site.manage("shell", "-c", DEV_ROWS)
+    site.manage("shell", "-c", DEV_ROWS, DRS_MIGRATIONS="tests.drs2x.migrations_30dev")
 
     out = site.manage("migrate", "--no-input")
     assert "Applying django_remote_submission.0007_upgrade_from_2x... OK" in out

@@ -1,0 +1,186 @@
+"""What the operators' page shows: jobs by state per server, running and stuck jobs,
+each server's last connection test, and which workers are alive."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from django.db.models import Count, OuterRef, Subquery
+from django.utils import timezone
+from django.utils.translation import gettext, ngettext
+
+from django_remote_submission.conf import conf
+from django_remote_submission.models import Job, Log, Server, WorkerBeat
+
+#: A worker is alive while its sweep beat within this many sweep periods: one late pass
+#: (a slow database, a server that takes its time to answer) does not make it dead.
+ALIVE_PERIODS = 3
+#: Rows shown at most in the lists of running and stuck jobs, oldest first.
+ROWS_SHOWN = 200
+
+STATES = [state.value for state in Job.State]
+
+JobUrl = Callable[[int], str]
+
+
+def sweep_period() -> float:
+    """Seconds between two beats of a sweep."""
+    return conf.LEASE_SECONDS / 4
+
+
+def alive_within() -> dt.timedelta:
+    return dt.timedelta(seconds=ALIVE_PERIODS * sweep_period())
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration as people read it at a glance: ``45 s``, ``3 min 12 s``, ``2 h 05 min``."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours:02d} h"
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _ago(now: dt.datetime, value: dt.datetime | None, never: str | None = None) -> str:
+    if value is None:
+        return never or gettext("never")
+    return gettext("%(duration)s ago") % {"duration": format_seconds((now - value).total_seconds())}
+
+
+def state_counts() -> dict[int, dict[str, int]]:
+    """``{server pk: {state: number of jobs}}``, in one ``GROUP BY`` query."""
+    counts: dict[int, dict[str, int]] = {}
+    rows = Job.objects.order_by().values_list("server_id", "state").annotate(n=Count("id"))
+    for server_id, state, n in rows:
+        counts.setdefault(server_id, {})[state] = n
+    return counts
+
+
+def running_jobs(now: dt.datetime, job_url: JobUrl) -> list[dict[str, Any]]:
+    # The heartbeat moves at every store, output or not: the time of the last Log row
+    # is when the program last said something.
+    last_output = Log.objects.filter(job_id=OuterRef("pk")).order_by("-id").values("time")[:1]
+    rows = (
+        Job.objects.filter(state=Job.State.RUNNING)
+        .annotate(last_output_at=Subquery(last_output))
+        .select_related("server", "owner")
+        .order_by("started_at", "id")[:ROWS_SHOWN]
+    )
+    jobs = []
+    for job in rows:
+        started = job.started_at
+        last = job.last_output_at  # type: ignore[attr-defined]
+        jobs.append(
+            {
+                "id": job.pk,
+                "title": job.title,
+                "url": job_url(job.pk),
+                "server": str(job.server.title),
+                "owner": job.owner.get_username(),
+                "started_at": _iso(started),
+                "duration": format_seconds((now - started).total_seconds()) if started else "",
+                "last_output_at": _iso(last),
+                "since_output": _ago(now, last, never=gettext("no output yet")),
+            }
+        )
+    return jobs
+
+
+def stuck_jobs(now: dt.datetime, job_url: JobUrl) -> list[dict[str, Any]]:
+    """Queued jobs whose task was sent longer than STUCK_AFTER ago; a job never sent
+    (no ``queued_at``) waits for nobody, so it is not stuck."""
+    limit = now - dt.timedelta(seconds=conf.STUCK_AFTER)
+    rows = (
+        Job.objects.filter(state=Job.State.QUEUED, queued_at__lt=limit)
+        .select_related("server", "owner")
+        .order_by("queued_at", "id")[:ROWS_SHOWN]
+    )
+    return [
+        {
+            "id": job.pk,
+            "title": job.title,
+            "url": job_url(job.pk),
+            "server": str(job.server.title),
+            "owner": job.owner.get_username(),
+            "queued_at": _iso(job.queued_at),
+            "waiting": format_seconds((now - job.queued_at).total_seconds())
+            if job.queued_at
+            else "",
+        }
+        for job in rows
+    ]
+
+
+def servers(now: dt.datetime) -> list[dict[str, Any]]:
+    counts = state_counts()
+    rows = []
+    for server in Server.objects.order_by("title", "id"):
+        by_state = counts.get(server.pk, {})
+        rows.append(
+            {
+                "id": server.pk,
+                "title": server.title,
+                "address": f"{server.hostname}:{server.port}",
+                "counts": {state: by_state.get(state, 0) for state in STATES},
+                "last_checked_at": _iso(server.last_checked_at),
+                "last_checked": _ago(now, server.last_checked_at),
+                "last_check_ok": server.last_check_ok,
+                "last_check_report": server.last_check_report,
+            }
+        )
+    return rows
+
+
+def workers(now: dt.datetime) -> list[dict[str, Any]]:
+    since = now - alive_within()
+    return [
+        {
+            "owner": beat.owner,
+            "host": beat.host,
+            "pid": beat.pid,
+            "started_at": _iso(beat.started_at),
+            "last_sweep_at": _iso(beat.last_sweep_at),
+            "last_sweep": _ago(now, beat.last_sweep_at),
+            "jobs_followed": beat.jobs_followed,
+            "alive": beat.last_sweep_at >= since,
+        }
+        for beat in WorkerBeat.objects.order_by("-last_sweep_at", "id")
+    ]
+
+
+def overview(job_url: JobUrl, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Everything on the page, as JSON-ready values, the times already in words."""
+    now = now or timezone.now()
+    beats = workers(now)
+    alive = sum(1 for beat in beats if beat["alive"])
+    last_sweep = max((beat["last_sweep_at"] for beat in beats), default=None)
+    if alive:
+        summary = ngettext("%(n)d worker is alive", "%(n)d workers are alive", alive) % {"n": alive}
+    else:
+        summary = gettext("No worker is alive")
+    return {
+        "now": _iso(now),
+        "states": STATES,
+        "stuck_after": conf.STUCK_AFTER,
+        "stuck_after_text": format_seconds(conf.STUCK_AFTER),
+        "alive": alive,
+        "summary": summary,
+        "last_sweep_at": last_sweep,
+        "last_sweep": _ago(now, dt.datetime.fromisoformat(last_sweep) if last_sweep else None),
+        "workers": beats,
+        "servers": servers(now),
+        "running": running_jobs(now, job_url),
+        "stuck": stuck_jobs(now, job_url),
+    }
