@@ -73,7 +73,9 @@
           return ["Running"];
         }
         if (isNaN(output)) {
-          return ["Running for ", clock(at - started), "; no output yet"];
+          // Unknown (a list, sent no log frames, saw the job start): say nothing of it.
+          return data.outputUnknown ? ["Running for ", clock(at - started)]
+            : ["Running for ", clock(at - started), "; no output yet"];
         }
         return ["Running for ", clock(at - started), "; last output ", clock(at - output), " ago"];
       case "finishing":
@@ -103,6 +105,7 @@
 
   // A status frame: the job's state and times. A frame without a key keeps the value.
   function update(element, frame) {
+    var before = element.dataset.state;
     var keys = {
       state: "state",
       queued_at: "queuedAt",
@@ -121,6 +124,11 @@
     }
     if (element.dataset.state !== "running") {
       delete element.dataset.lastOutput; // a new run starts without output
+      delete element.dataset.outputUnknown;
+    } else if (before !== "running" && !element.closest("[data-drs-log]")) {
+      // Only a log box is sent the lines: elsewhere, the output of a run that started
+      // after the page was made is unknown.
+      element.dataset.outputUnknown = "yes";
     }
     render(element);
   }
@@ -130,6 +138,7 @@
       return;
     }
     element.dataset.lastOutput = when;
+    delete element.dataset.outputUnknown;
     render(element);
   }
 
