@@ -151,6 +151,7 @@ def workers(now: dt.datetime) -> list[dict[str, Any]]:
             "host": beat.host,
             "pid": beat.pid,
             "started_at": _iso(beat.started_at),
+            "started": _ago(now, beat.started_at),
             "last_sweep_at": _iso(beat.last_sweep_at),
             "last_sweep": _ago(now, beat.last_sweep_at),
             "jobs_followed": beat.jobs_followed,

@@ -495,3 +495,10 @@ def test_the_job_list_shows_what_matters(admin_client):
         *("id", "title", "state", "owner", "server", "started_at", "duration"),
     ]
     assert "1 min 15 s" in page.content.decode()
+
+
+def test_a_new_job_is_asked_only_what_it_is(admin_client):
+    page = admin_client.get(reverse("admin:django_remote_submission_job_add")).content.decode()
+    assert 'name="program"' in page
+    assert "Internals" not in page
+    assert "drs-cancel-job" not in page

@@ -147,6 +147,7 @@ def test_a_worker_is_alive_while_its_sweep_beats():
         ("dead", False, 0),
     ]
     assert data["last_sweep"] in ("2 s ago", "3 s ago")
+    assert data["workers"][0]["started"].startswith("1 h 00 min")
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@
       [function (w) { return w.alive ? text.textYes : text.textNo; }],
       [function (w) { return w.last_sweep; }],
       [function (w) { return String(w.jobs_followed); }],
-      [function (w) { return w.started_at; }]
+      [function (w) { return w.started; }]
     ], function (tr, w) { tr.className = w.alive ? "drs-ok" : "drs-bad"; });
     fill(document.getElementById("drs-running"), data.running, [
       [jobLink],
