@@ -23,11 +23,12 @@ from django_remote_submission.exceptions import LoginRefused, RemoteSubmissionEr
 from django_remote_submission.logins import check_login, check_server_login
 from django_remote_submission.logstream import LogPolicy
 from django_remote_submission.models import Interpreter, Job, Log, Overview, Result, Server
-from django_remote_submission.overview import format_seconds, overview
+from django_remote_submission.overview import overview
 from django_remote_submission.tasks import cancel_job, enqueue_submission
 from django_remote_submission.transport.hostkeys import HostKey
 from django_remote_submission.transport.ssh import fetch_host_key
 from django_remote_submission.views import log_context
+from django_remote_submission.where import duration_text
 
 ACTION_TEMPLATE = "admin/django_remote_submission/action_form.html"
 
@@ -342,7 +343,7 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if obj.started_at is None:
             return "-"
         end = obj.finished_at or timezone.now()
-        return format_seconds((end - obj.started_at).total_seconds())
+        return duration_text((end - obj.started_at).total_seconds())
 
     def get_fieldsets(self, request: HttpRequest, obj: Job | None = None) -> Any:
         if obj is None:  # a new job has no status yet

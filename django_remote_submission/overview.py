@@ -7,46 +7,20 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
 from django_remote_submission.conf import conf
-from django_remote_submission.models import Job, Log, Server, WorkerBeat
+from django_remote_submission.models import Job, Server, WorkerBeat
+from django_remote_submission.where import alive_within, duration_text, last_output_time
 
-#: A worker is alive while its sweep beat within this many sweep periods: one late pass
-#: (a slow database, a server that takes its time to answer) does not make it dead.
-ALIVE_PERIODS = 3
 #: Rows shown at most in the lists of running and stuck jobs, oldest first.
 ROWS_SHOWN = 200
 
 STATES = [state.value for state in Job.State]
 
 JobUrl = Callable[[int], str]
-
-
-def sweep_period() -> float:
-    """Seconds between two beats of a sweep."""
-    return conf.LEASE_SECONDS / 4
-
-
-def alive_within() -> dt.timedelta:
-    return dt.timedelta(seconds=ALIVE_PERIODS * sweep_period())
-
-
-def format_seconds(seconds: float) -> str:
-    """A duration as people read it at a glance: ``45 s``, ``3 min 12 s``, ``2 h 05 min``."""
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours:02d} h"
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -56,7 +30,7 @@ def _iso(value: dt.datetime | None) -> str | None:
 def _ago(now: dt.datetime, value: dt.datetime | None, never: str | None = None) -> str:
     if value is None:
         return never or gettext("never")
-    return gettext("%(duration)s ago") % {"duration": format_seconds((now - value).total_seconds())}
+    return gettext("%(duration)s ago") % {"duration": duration_text((now - value).total_seconds())}
 
 
 def state_counts() -> dict[int, dict[str, int]]:
@@ -69,12 +43,9 @@ def state_counts() -> dict[int, dict[str, int]]:
 
 
 def running_jobs(now: dt.datetime, job_url: JobUrl) -> list[dict[str, Any]]:
-    # The heartbeat moves at every store, output or not: the time of the last Log row
-    # is when the program last said something.
-    last_output = Log.objects.filter(job_id=OuterRef("pk")).order_by("-id").values("time")[:1]
     rows = (
         Job.objects.filter(state=Job.State.RUNNING)
-        .annotate(last_output_at=Subquery(last_output))
+        .annotate(last_output_at=last_output_time())
         .select_related("server", "owner")
         .order_by("started_at", "id")[:ROWS_SHOWN]
     )
@@ -90,7 +61,7 @@ def running_jobs(now: dt.datetime, job_url: JobUrl) -> list[dict[str, Any]]:
                 "server": str(job.server.title),
                 "owner": job.owner.get_username(),
                 "started_at": _iso(started),
-                "duration": format_seconds((now - started).total_seconds()) if started else "",
+                "duration": duration_text((now - started).total_seconds()) if started else "",
                 "last_output_at": _iso(last),
                 "since_output": _ago(now, last, never=gettext("no output yet")),
             }
@@ -115,7 +86,7 @@ def stuck_jobs(now: dt.datetime, job_url: JobUrl) -> list[dict[str, Any]]:
             "server": str(job.server.title),
             "owner": job.owner.get_username(),
             "queued_at": _iso(job.queued_at),
-            "waiting": format_seconds((now - job.queued_at).total_seconds())
+            "waiting": duration_text((now - job.queued_at).total_seconds())
             if job.queued_at
             else "",
         }
@@ -175,7 +146,7 @@ def overview(job_url: JobUrl, now: dt.datetime | None = None) -> dict[str, Any]:
         "now": _iso(now),
         "states": STATES,
         "stuck_after": conf.STUCK_AFTER,
-        "stuck_after_text": format_seconds(conf.STUCK_AFTER),
+        "stuck_after_text": duration_text(conf.STUCK_AFTER),
         "alive": alive,
         "summary": summary,
         "last_sweep_at": last_sweep,

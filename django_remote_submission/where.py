@@ -12,9 +12,29 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
-from django_remote_submission.models import Job, Log
+from django_remote_submission.conf import conf
+from django_remote_submission.models import Job, Log, WorkerBeat
 
 State = Job.State
+
+#: A worker is alive while its sweep beat within this many sweep periods: one late pass
+#: (a slow database, a server that takes its time to answer) does not make it dead.
+ALIVE_PERIODS = 3
+
+
+def alive_within() -> dt.timedelta:
+    """How recent a worker's last sweep must be for it to count as alive (a sweep beats
+    once a period, a quarter of the lease)."""
+    return dt.timedelta(seconds=ALIVE_PERIODS * conf.LEASE_SECONDS / 4)
+
+
+def waiting_reason(now: dt.datetime | None = None) -> str:
+    """Why a job sent to the broker is still queued, as far as the site can tell: no
+    worker has swept lately, or all of them are busy."""
+    now = now or timezone.now()
+    if WorkerBeat.objects.filter(last_sweep_at__gte=now - alive_within()).exists():
+        return _("waiting for a free worker")
+    return _("no worker is running: start one (celery worker)")
 
 
 @dataclass(frozen=True)
@@ -53,10 +73,15 @@ def _between(start: dt.datetime, end: dt.datetime) -> float:
 
 
 def where_parts(
-    job: Job, *, last_output: dt.datetime | None = None, now: dt.datetime | None = None
+    job: Job,
+    *,
+    last_output: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+    waiting: str | None = None,
 ) -> list[str | Clock]:
     """The line as text and spans of time, from the job's row alone (plus the time of its
-    last log row, for a running job)."""
+    last log row, for a running job, and why a queued one waits: ``waiting_reason()``
+    unless given)."""
     now = now or timezone.now()
     state = job.state
     if state == State.QUEUED:
@@ -65,7 +90,7 @@ def where_parts(
         return [
             _("Queued for "),
             Clock(_between(job.queued_at, now)),
-            _(": waiting for a free worker"),
+            ": " + (waiting if waiting is not None else waiting_reason(now)),
         ]
     if state == State.STARTING:
         return [_("Starting: connecting to the server and uploading the program")]
@@ -90,10 +115,14 @@ def where_parts(
 
 
 def where_text(
-    job: Job, *, last_output: dt.datetime | None = None, now: dt.datetime | None = None
+    job: Job,
+    *,
+    last_output: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+    waiting: str | None = None,
 ) -> str:
     """The line as plain text: ``Running for 2 min 3 s; last output 4 s ago``."""
-    parts = where_parts(job, last_output=last_output, now=now)
+    parts = where_parts(job, last_output=last_output, now=now, waiting=waiting)
     return "".join(part.text if isinstance(part, Clock) else part for part in parts)
 
 
@@ -102,14 +131,20 @@ def _iso(value: dt.datetime | None) -> str:
 
 
 def where_html(
-    job: Job, *, last_output: dt.datetime | None = None, now: dt.datetime | None = None
+    job: Job,
+    *,
+    last_output: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+    waiting: str | None = None,
 ) -> SafeString:
     """The line as HTML, each span of time a ``<time>``, in a ``<span data-drs-where>``
     that carries what ``job-where.js`` needs to keep it live: the job's times, and the
     server's clock (``data-now``), so that a browser whose clock is off still counts
     right."""
     now = now or timezone.now()
-    parts = where_parts(job, last_output=last_output, now=now)
+    if waiting is None and job.state == State.QUEUED and job.queued_at is not None:
+        waiting = waiting_reason(now)
+    parts = where_parts(job, last_output=last_output, now=now, waiting=waiting)
     inner = format_html_join(
         "",
         "{}",
@@ -125,7 +160,7 @@ def where_html(
     return format_html(
         '<span class="drs-where drs-where-{}" data-drs-where data-job="{}" data-state="{}" '
         'data-queued-at="{}" data-started-at="{}" data-finished-at="{}" '
-        'data-last-output="{}" data-now="{}">{}</span>',
+        'data-last-output="{}" data-waiting="{}" data-now="{}">{}</span>',
         job.state,
         job.pk,
         job.state,
@@ -133,9 +168,17 @@ def where_html(
         _iso(job.started_at),
         _iso(job.finished_at),
         _iso(last_output),
+        waiting or "",
         _iso(now),
         inner,
     )
+
+
+def last_output_time() -> Subquery:
+    """An annotation: the time of the job's last log row. It reads one row of the
+    (job, id) index backwards, however long the log; the heartbeat would not do, as it
+    moves at every store, output or not."""
+    return Subquery(Log.objects.filter(job_id=OuterRef("pk")).order_by("-id").values("time")[:1])
 
 
 def last_outputs(job_pks: Iterable[int]) -> dict[int, dt.datetime]:
@@ -144,15 +187,19 @@ def last_outputs(job_pks: Iterable[int]) -> dict[int, dt.datetime]:
     pks = list(job_pks)
     if not pks:
         return {}
-    last = Log.objects.filter(job_id=OuterRef("pk")).order_by("-id").values("time")[:1]
-    rows = Job.objects.filter(pk__in=pks).annotate(last_output=Subquery(last))
+    rows = Job.objects.filter(pk__in=pks).annotate(last_output=last_output_time())
     return {pk: when for pk, when in rows.values_list("pk", "last_output") if when is not None}
 
 
 def with_last_output(jobs: Sequence[Job]) -> Sequence[Job]:
-    """Set ``last_output`` on each running job of ``jobs`` (None on the others), which the
-    ``job_where`` template tag reads. Only running jobs are asked about."""
+    """Set ``last_output`` on each running job of ``jobs`` (None on the others), and
+    ``waiting`` on the queued ones, which the ``job_where`` template tag reads. Only
+    running jobs are asked about, and the workers once for all queued ones."""
     found = last_outputs(job.pk for job in jobs if job.state == State.RUNNING)
+    if any(job.state == State.QUEUED for job in jobs):
+        reason = waiting_reason()
+        for job in jobs:
+            job.waiting = reason  # type: ignore[attr-defined]
     for job in jobs:
         job.last_output = found.get(job.pk)  # type: ignore[attr-defined]
     return jobs

@@ -123,10 +123,8 @@ def test_a_running_job_ticks_and_a_canceled_one_says_so(browser: Any, site: Demo
     job_id = page.url.rstrip("/").rsplit("/", 1)[1]
     listing = context.new_page()
     listing.goto(f"{site.url}/example/")
-    expect(listing.locator(f'#jobs tr[data-job="{job_id}"] [data-drs-where]')).to_contain_text(
-        "; last output "
-    )
-    listing.close()
+    listed = listing.locator(f'#jobs tr[data-job="{job_id}"]')
+    expect(listed.locator("[data-drs-where]")).to_contain_text("; last output ")
     screenshot(page, "state-running")
 
     page.once("dialog", lambda dialog: dialog.accept())
@@ -136,6 +134,12 @@ def test_a_running_job_ticks_and_a_canceled_one_says_so(browser: Any, site: Demo
     expect(page.locator("[data-drs-state]")).to_have_text("canceled")
     assert page.locator("body").inner_text().count("Canceled at the request of a user") == 1
     screenshot(page, "state-canceled")
+    # The list, open all along, shows it canceled too (its 2.x status stays "failure"),
+    # live and after a reload.
+    expect(listed.locator("td").nth(2)).to_have_text("canceled", timeout=JOB_TIMEOUT_MS)
+    expect(listed.locator("[data-drs-where]")).to_contain_text("Canceled after ")
+    listing.reload()
+    expect(listed.locator("td").nth(2)).to_have_text("canceled")
     context.close()
 
 

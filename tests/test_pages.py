@@ -8,9 +8,10 @@ from django.template.loader import render_to_string
 from django.test import override_settings
 
 from django_remote_submission import events
-from django_remote_submission.models import Job
+from django_remote_submission.models import Job, WorkerBeat
 from django_remote_submission.views import log_context
 from django_remote_submission.where import (
+    alive_within,
     duration_text,
     last_outputs,
     where_html,
@@ -57,11 +58,6 @@ def test_durations_are_to_the_second_while_short_coarser_as_they_grow(seconds, t
     ("job", "last_output", "text"),
     [
         (row("queued"), None, "Queued: not sent to a worker yet"),
-        (
-            row("queued", queued_at=ago(125)),
-            None,
-            "Queued for 2 min 5 s: waiting for a free worker",
-        ),
         (row("starting"), None, "Starting: connecting to the server and uploading the program"),
         (row("running", started_at=ago(75)), None, "Running for 1 min 15 s; no output yet"),
         (
@@ -89,6 +85,42 @@ def test_durations_are_to_the_second_while_short_coarser_as_they_grow(seconds, t
 )
 def test_each_state_has_its_line(job, last_output, text):
     assert where_text(job, last_output=last_output, now=NOW) == text
+
+
+def beat(last_sweep_at):
+    """A worker's sweep, as the sweep writes it."""
+    return WorkerBeat.objects.create(
+        owner=f"host:1:{last_sweep_at.timestamp()}",
+        host="host",
+        pid=1,
+        started_at=last_sweep_at,
+        last_sweep_at=last_sweep_at,
+    )
+
+
+@pytest.mark.django_db
+def test_a_queued_job_says_whether_a_worker_is_alive_to_take_it():
+    job = row("queued", queued_at=ago(125))
+    nobody = "Queued for 2 min 5 s: no worker is running: start one (celery worker)"
+    assert where_text(job, now=NOW) == nobody
+    beat(NOW - 10 * alive_within())  # a worker that stopped long ago is no help
+    assert where_text(job, now=NOW) == nobody
+    beat(NOW - alive_within() / 2)
+    assert where_text(job, now=NOW) == "Queued for 2 min 5 s: waiting for a free worker"
+    html = where_html(job, now=NOW)
+    assert 'data-waiting="waiting for a free worker"' in html
+
+
+@pytest.mark.django_db
+def test_a_list_asks_once_whether_a_worker_is_alive(django_assert_num_queries):
+    owner = make_user()
+    jobs = [make_job(owner=owner, state="queued", queued_at=ago(5)) for _ in range(3)]
+    with django_assert_num_queries(1):
+        with_last_output(jobs)
+    assert [job.waiting for job in jobs] == ["no worker is running: start one (celery worker)"] * 3
+    with django_assert_num_queries(0):
+        html = [where_html(job, waiting=job.waiting) for job in jobs]
+    assert all("no worker is running" in line for line in html)
 
 
 def test_an_ended_job_counts_from_start_to_end_whenever_it_is_read():

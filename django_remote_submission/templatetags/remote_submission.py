@@ -20,4 +20,11 @@ def job_where(job: Job, last_output: dt.datetime | None = None) -> SafeString:
     ``where.with_last_output`` sets)."""
     if not isinstance(last_output, dt.datetime):  # a missing variable renders as ""
         last_output = getattr(job, "last_output", None)
-    return where_html(job, last_output=last_output)
+    return where_html(job, last_output=last_output, waiting=getattr(job, "waiting", None))
+
+
+@register.filter
+def shown_status(job: Job) -> str:
+    """The status a page shows: 2.x's, except that a canceled job (status ``failure``)
+    says ``canceled``: ``{{ job|shown_status }}``."""
+    return "canceled" if job.state == Job.State.CANCELED else job.status

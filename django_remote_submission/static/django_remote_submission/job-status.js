@@ -36,7 +36,8 @@
         link.textContent = frame.title;
         row.cells[1].replaceChildren(link);
       }
-      cell(row, 2, frame.status);
+      // A canceled job keeps 2.x's status "failure"; its state says "canceled".
+      cell(row, 2, frame.state === "canceled" ? "canceled" : frame.status);
       while (row.cells.length <= 3) {
         row.insertCell(-1);
       }

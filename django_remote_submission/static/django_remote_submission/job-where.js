@@ -65,7 +65,8 @@
         if (isNaN(queued)) {
           return ["Queued: not sent to a worker yet"];
         }
-        return ["Queued for ", clock(at - queued), ": waiting for a free worker"];
+        // Why it waits comes from the server, which knows whether any worker is alive.
+        return ["Queued for ", clock(at - queued), ": " + (data.waiting || "waiting for a free worker")];
       case "starting":
         return ["Starting: connecting to the server and uploading the program"];
       case "running":
