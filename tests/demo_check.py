@@ -197,7 +197,7 @@ class DemoRun:
 
     def run_sample_job(self, timeout: float = 120) -> dict[str, Any]:
         status, url, body = self.request("/example/", {})
-        if status != 200 or "is submitted" not in body or "/logs/" not in url:
+        if status != 200 or "was submitted" not in body or "/logs/" not in url:
             raise DemoCheckError(f"creating the test job failed: HTTP {status}: {body[:500]}")
         # The button leads to the new job's page, /logs/<id>/.
         job = self.get_json(f"/api/jobs/{int(url.rstrip('/').rsplit('/', 1)[1])}/")

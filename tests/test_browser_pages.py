@@ -266,6 +266,10 @@ def test_the_list_fits_1280_with_a_long_title_and_the_nav_fits_a_phone(
 
     context = log_in(browser, site, site.username, site.password)
     page = context.pages[0]
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{site.url}/example/")
+    assert no_horizontal_scroll(page)
+    screenshot(page, "jobs-list")  # the jobs of the tests above, each in its state
     title = "A" * 120 + "-" + "b" * 79  # 200 characters, no space to wrap at
     job_id = submit_program(page, site, title, "print('short')\n")
     page.set_viewport_size({"width": 1280, "height": 800})
