@@ -229,6 +229,26 @@ def celery_worker(celery_app: Any, transactional_db: None) -> Iterator[Any]:
         yield worker
 
 
+# Slurm ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[Any]:
+    """The machine's one-node Slurm test cluster (tests/slurm.py), started or joined.
+
+    Shared with any other test process using it; the last one to leave stops it. Yields
+    the :class:`tests.slurm.SlurmCluster`: ``partition``, ``node``, ``cpus``,
+    ``jobs_per_cpu`` and ``command("squeue", ...)`` to run a client command as root.
+    """
+    from tests.slurm import SlurmCluster
+
+    reason = SlurmCluster.available()
+    if reason:
+        unavailable(reason)
+    with SlurmCluster() as cluster:
+        yield cluster
+
+
 # Transports ----------------------------------------------------------------------------
 
 
