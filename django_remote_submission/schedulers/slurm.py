@@ -213,6 +213,11 @@ def slurm_time(seconds: int) -> str:
     return f"{days}-{hours:02d}:{minutes:02d}:00"
 
 
+#: The shell text that submits a job's batch script from its launch (see
+#: ``transport.detached.submit``): the script gets the control directory as ``$1``.
+SUBMIT_SHELL = 'sbatch --parsable "$ctl/batch.sh" "$ctl"'
+
+
 def sbatch_command(script_path: str) -> list[str]:
     """``sbatch --parsable <script>``: submits the script, prints the job id."""
     return ["sbatch", "--parsable", remote_path(script_path)]

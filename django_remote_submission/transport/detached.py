@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django_remote_submission.exceptions import CommandTimedOut, TransportError
-from django_remote_submission.transport.scripts import LAUNCH, monitor_script
+from django_remote_submission.transport.scripts import LAUNCH, SUBMIT, monitor_script
 from django_remote_submission.transport.shell import qpath, quote, remote_path
 
 if TYPE_CHECKING:
@@ -101,6 +101,43 @@ def start(
             f"Could not start the program in {cwd!r} on {transport.description}: {result.reason()}"
         )
     return DetachedProcess(int(numbers[0]), int(numbers[1]), ctl)
+
+
+def submit(
+    transport: Transport,
+    argv: Sequence[str],
+    *,
+    cwd: str,
+    control_directory: str,
+    header: str,
+    submit_command: str,
+    time_limit: float | None,
+    grace: float,
+) -> str:
+    """Prepare the control directory as ``start`` does, then hand the program to a batch
+    scheduler instead of starting it: write ``batch.sh`` (``header``, the scheduler's
+    directive lines, then the monitor of a direct job) and run ``submit_command`` (shell
+    text that submits ``"$ctl/batch.sh"`` and passes it ``"$ctl"``) in ``cwd``. The
+    scheduler's answer (its job id, for its parser) is returned. Once the scheduler runs
+    the script, the program's output and exit code land in the control directory as a
+    direct job's do. ``time_limit`` is the monitor's own; a scheduler that enforces the
+    job's time limit needs none."""
+    if header and not header.endswith("\n"):
+        header += "\n"
+    if "\nDRS_BATCH_SCRIPT_END\n" in f"\n{header}":
+        raise ValueError("A batch script header line may not end the script's here-document")
+    ctl = remote_path(control_directory.rstrip("/") or "/")
+    script = monitor_script(argv, time_limit, grace).encode()
+    launch = SUBMIT.format(
+        ctl=qpath(ctl), cwd=qpath(cwd), size=len(script), batch=header, submit=submit_command
+    )
+    result = transport.run_shell(launch, timeout=60, input=script)
+    answer = result.stdout.decode(errors="replace").strip()
+    if not result.ok or not answer:
+        raise TransportError(
+            f"Could not submit the program in {cwd!r} on {transport.description}: {result.reason()}"
+        )
+    return answer
 
 
 def is_group_alive(transport: Transport, pgid: int) -> bool:

@@ -418,7 +418,7 @@ def tree_script_writer() -> str:
 #: end first, so that the script never ends while its input is still on the way. A step's
 #: error is read (in a subshell) only once it failed: each process a launch starts costs,
 #: and a thousand jobs launch at once.
-LAUNCH = (
+PREPARE = (
     r"""
 die() {{ printf '%s\n' "$*" >&2; cat >/dev/null 2>&1; exit 1; }}
 command -v setsid >/dev/null ||
@@ -458,7 +458,14 @@ size=$(wc -c < "$ctl/monitor.sh")
     + tree_script_writer().replace("{", "{{").replace("}", "}}")
     + r"""cd -- {cwd} >/dev/null 2>&1 ||
   die "Entering the job's directory failed: $(cd -- {cwd} 2>&1 >/dev/null)"
-setsid /bin/sh "$ctl/monitor.sh" "$ctl" </dev/null >/dev/null 2>&1 &
+"""
+)
+
+#: The launch of a direct job: PREPARE, then the monitor started in a session of its own,
+#: and its pids reported once it wrote them.
+LAUNCH = (
+    PREPARE
+    + r"""setsid /bin/sh "$ctl/monitor.sh" "$ctl" </dev/null >/dev/null 2>&1 &
 # Wait (at most 10 s) until the monitor has written both pids.
 i=0
 while [ ! -s "$ctl/pgid" ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done
@@ -468,6 +475,27 @@ if [ ! -s "$ctl/pgid" ] || [ ! -s "$ctl/monitor.pid" ]; then
   die "The program was not started: its monitor wrote no process id to $ctl in 10 s"
 fi
 cat -- "$ctl/pgid" "$ctl/monitor.pid"
+"""
+)
+
+#: The launch of a job through a batch scheduler: PREPARE, then the batch script written
+#: into the control directory (the scheduler's header, then the same monitor as a direct
+#: job's, so the program's output and exit code land where a direct job's do), submitted
+#: from the job's directory; the scheduler's answer is printed. ``{batch}`` is the
+#: script's text after its ``#!`` line; its header lines hold no newline (the schedulers'
+#: header builders refuse one), so none of them can be the heredoc's last line.
+#: ``{submit}`` is the submission command, which passes the control directory's
+#: absolute path to the script: as ``$1`` (sbatch) or as ``DRS_CTL`` (qsub -v).
+SUBMIT = (
+    PREPARE
+    + r"""cat > "$ctl/batch.sh" <<'DRS_BATCH_SCRIPT_END' || die "Writing $ctl/batch.sh failed"
+#!/bin/sh
+{batch}ctl="${{DRS_CTL:-$1}}"
+exec /bin/sh "$ctl/monitor.sh" "$ctl"
+DRS_BATCH_SCRIPT_END
+answer=$({submit} 2>"$ctl/launch.err") ||
+  die "The scheduler refused the job: $(cat -- "$ctl/launch.err")"
+printf '%s\n' "$answer"
 """
 )
 
