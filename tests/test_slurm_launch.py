@@ -7,7 +7,7 @@ import pytest
 
 from django_remote_submission.exceptions import TransportError
 from django_remote_submission.schedulers import slurm
-from django_remote_submission.schedulers.base import SchedulerDefaults, Submission
+from django_remote_submission.schedulers.base import Resources, SchedulerDefaults, Submission
 from django_remote_submission.transport import detached
 from tests.conftest import ssh_transport
 from tests.slurm import job_fields
@@ -39,15 +39,16 @@ def place(slurm_cluster, openssh_account):
             transport.remove(directory, recursive=True)
 
 
-def submit(transport, directory, argv, *, job_uuid=None, defaults=None, cwd=None):
+def submit(transport, directory, argv, *, job_uuid=None, defaults=None, cwd=None, resources=None):
     job_uuid = job_uuid or uuid.uuid4()
-    control = f"{directory}/.drs-control"
+    control = f"{directory}/.drs-{job_uuid}"
     header = slurm.batch_header(
         Submission(
             job_uuid=job_uuid,
             control_directory=control,
             script_path=f"{control}/batch.sh",
             defaults=defaults or SchedulerDefaults(partition="debug"),
+            resources=resources or Resources(),
         )
     )
     answer = detached.submit(
