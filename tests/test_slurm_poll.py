@@ -63,7 +63,8 @@ def test_a_submission_is_found_by_its_name_and_an_unknown_one_is_not(place):
 
     found = queue.find(transport, job_uuid)
 
-    assert found is not None and found.job_id == job_id
+    assert found is not None
+    assert found.job_id == job_id
     assert queue.find(transport, uuid.uuid4()) is None
     assert queue.calls == 2  # a look-up always asks anew
 
