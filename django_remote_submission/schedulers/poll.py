@@ -4,18 +4,18 @@ the login's jobs, however many the engine follows there."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from django_remote_submission.exceptions import TransportError
-from django_remote_submission.schedulers import slurm
+from django_remote_submission.schedulers import pbs, slurm
 from django_remote_submission.schedulers.base import Ending, QueueEntry, job_name
 
 if TYPE_CHECKING:
     import uuid
 
-    from django_remote_submission.transport.base import Transport
+    from django_remote_submission.transport.base import CommandResult, Transport
 
 #: The least time between two status calls unless a server sets its own: AiiDA's default,
 #: and what cluster admins expect of a polite client.
@@ -44,75 +44,139 @@ class QueueView:
 
 
 @dataclass
-class SlurmQueue:
-    """The Slurm queue of one login, read at most once per ``min_interval`` seconds: every
+class SchedulerQueue:
+    """The queue of one login, read at most once per ``min_interval`` seconds: every
     caller within an interval gets the same view. A failed call waits out the interval
     too, so a scheduler in trouble is not asked more often."""
 
     min_interval: float = MIN_INTERVAL
     user: str | None = None
-    #: Environment of the status commands (``SLURM_CONF`` where a login node serves
-    #: several clusters).
+    #: Environment of the scheduler's commands (``SLURM_CONF`` where a login node serves
+    #: several clusters, ``PBS_SERVER``...).
     env: dict[str, str] | None = None
     timeout: float = COMMAND_TIMEOUT
     clock: Callable[[], float] = time.monotonic
-    #: Status calls run so far (squeue and scontrol): what the scheduler paid.
+    #: Status commands run so far: what the scheduler paid.
     calls: int = 0
     _view: QueueView | None = None
     _at: float = field(default=float("-inf"))
 
-    def view(self, transport: Transport, *, fresh: bool = False) -> QueueView:
-        """The login's jobs, from the last call if it is recent enough, else from a new
-        one; ``fresh`` asks anew whatever the interval (a submission's look-up)."""
+    #: The scheduler's name, for messages.
+    name = "the scheduler"
+
+    def view(
+        self, transport: Transport, job_ids: Collection[str] = (), *, fresh: bool = False
+    ) -> QueueView:
+        """The login's jobs (those of ``job_ids`` at least), from the last call if it is
+        recent enough, else from a new one; ``fresh`` asks anew whatever the interval."""
         now = self.clock()
         if self._view is not None and not fresh and now - self._at < self.min_interval:
             return self._view
         self._at = now
-        self.calls += 1
-        try:
-            result = transport.run(
-                slurm.squeue_command(self.user), timeout=self.timeout, env=self.env
-            )
-        except TransportError as exc:  # a hung squeue, a dropped connection
-            self._view = QueueView({}, known=False, error=f"squeue failed: {exc}")
-            return self._view
-        if not result.ok:
-            self._view = QueueView({}, known=False, error=f"squeue failed: {result.reason()}")
-            return self._view
-        try:
-            self._view = QueueView(slurm.parse_squeue(result.stdout.decode("utf-8", "replace")))
-        except ValueError as exc:
-            self._view = QueueView({}, known=False, error=str(exc))
+        self._view = self._status(transport, list(job_ids))
         return self._view
 
-    def find(self, transport: Transport, job_uuid: uuid.UUID | str) -> QueueEntry | None:
-        """The job already submitted for this app job, if the scheduler has it: a retry
-        after a worker died or an sbatch timed out asks this before submitting again.
-        Raises when the queue cannot be read, since "not there" would then be a guess."""
-        view = self.view(transport, fresh=True)
-        if not view.known:
-            raise TransportError(
-                f"Could not tell whether the job was submitted already ({view.error}); "
-                "it is not submitted again until the queue can be read"
-            )
-        return view.named(job_name(job_uuid))
+    def find(self, transport: Transport, job_uuid: uuid.UUID | str) -> str | None:
+        """The scheduler's id of the job already submitted for this app job, if any: a
+        retry after a worker died or a submission timed out asks this before submitting
+        again. Raises when the scheduler cannot say, since "not there" would be a guess."""
+        raise NotImplementedError
 
     def ending(self, transport: Transport, job_id: str) -> Ending:
-        """How a job the queue no longer lists ended, from ``scontrol``; ``unknown`` when
-        Slurm has forgotten it or cannot be asked."""
+        """How a job the queue no longer lists ended; ``unknown`` when the scheduler has
+        forgotten it or cannot be asked."""
+        raise NotImplementedError
+
+    def _status(self, transport: Transport, job_ids: list[str]) -> QueueView:
+        raise NotImplementedError
+
+    def _run(self, transport: Transport, argv: list[str]) -> CommandResult | str:
+        """The command's result, or why it could not run (a hang, a dropped connection)."""
         self.calls += 1
         try:
-            result = transport.run(
-                slurm.scontrol_show_job_command(job_id), timeout=self.timeout, env=self.env
-            )
+            return transport.run(argv, timeout=self.timeout, env=self.env)
         except TransportError as exc:
-            return Ending("unknown", f"Slurm could not say how job {job_id} ended: {exc}")
+            return str(exc)
+
+    def _not_found_out(self, error: str) -> TransportError:
+        return TransportError(
+            f"Could not tell whether the job was submitted to {self.name} already ({error}); "
+            "it is not submitted again until that can be read"
+        )
+
+
+@dataclass
+class SlurmQueue(SchedulerQueue):
+    """Slurm: one ``squeue --me`` lists every job of the login, ended ones too while Slurm
+    remembers them; ``job_ids`` are not needed."""
+
+    name = "Slurm"
+
+    def _status(self, transport: Transport, job_ids: list[str]) -> QueueView:
+        result = self._run(transport, slurm.squeue_command(self.user))
+        if isinstance(result, str):
+            return QueueView({}, known=False, error=f"squeue failed: {result}")
         if not result.ok:
-            return Ending(
-                "unknown", f"Slurm could not say how job {job_id} ended: {result.reason()}"
-            )
+            return QueueView({}, known=False, error=f"squeue failed: {result.reason()}")
+        try:
+            return QueueView(slurm.parse_squeue(result.stdout.decode("utf-8", "replace")))
+        except ValueError as exc:
+            return QueueView({}, known=False, error=str(exc))
+
+    def find(self, transport: Transport, job_uuid: uuid.UUID | str) -> str | None:
+        view = self.view(transport, fresh=True)
+        if not view.known:
+            raise self._not_found_out(view.error)
+        entry = view.named(job_name(job_uuid))
+        return entry.job_id if entry is not None else None
+
+    def ending(self, transport: Transport, job_id: str) -> Ending:
+        result = self._run(transport, slurm.scontrol_show_job_command(job_id))
+        if isinstance(result, str) or not result.ok:
+            why = result if isinstance(result, str) else result.reason()
+            return Ending("unknown", f"Slurm could not say how job {job_id} ended: {why}")
         try:
             fields = slurm.parse_scontrol_job(result.stdout.decode("utf-8", "replace"))
         except ValueError as exc:
             return Ending("unknown", f"Slurm's account of job {job_id} could not be read: {exc}")
         return slurm.ending_of(fields)
+
+
+@dataclass
+class PbsQueue(SchedulerQueue):
+    """PBS: one ``qstat -f -F json -x`` for the engine's jobs on the login, named by id
+    (PBS lists a user's jobs in full only that way)."""
+
+    name = "PBS"
+
+    def _status(self, transport: Transport, job_ids: list[str]) -> QueueView:
+        if not job_ids:
+            return QueueView({})  # nothing to ask about: no call at all
+        result = self._run(transport, pbs.qstat_command(job_ids))
+        if isinstance(result, str):
+            return QueueView({}, known=False, error=f"qstat failed: {result}")
+        # qstat exits non-zero when one of the ids is unknown (its history expired) and
+        # still prints the others: what it printed counts, if it can be read.
+        try:
+            return QueueView(pbs.parse_qstat_json(result.stdout.decode("utf-8", "replace")))
+        except ValueError as exc:
+            error = result.reason() if not result.ok else str(exc)
+            return QueueView({}, known=False, error=f"qstat failed: {error}")
+
+    def find(self, transport: Transport, job_uuid: uuid.UUID | str) -> str | None:
+        result = self._run(transport, pbs.qselect_command(job_uuid, self.user))
+        if isinstance(result, str) or not result.ok:
+            raise self._not_found_out(result if isinstance(result, str) else result.reason())
+        try:
+            ids = pbs.parse_qselect(result.stdout.decode("utf-8", "replace"))
+        except ValueError as exc:
+            raise self._not_found_out(str(exc)) from None
+        return ids[-1] if ids else None  # the latest, should a name ever repeat
+
+    def ending(self, transport: Transport, job_id: str) -> Ending:
+        view = self._status(transport, [job_id])
+        entry = view.of(job_id)
+        if entry is not None and entry.ending is not None:
+            return entry.ending
+        why = view.error or "it no longer lists the job"
+        return Ending("unknown", f"PBS could not say how job {job_id} ended: {why}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import IO
@@ -76,19 +78,29 @@ class LocalTransport(Transport):
         return self.workdir / os.path.expanduser(path)
 
     def _run(self, command: str, *, input: bytes | None, timeout: float | None) -> CommandResult:
+        # A session of its own, so that a command that takes too long is stopped with all
+        # it started: killing only the shell would leave its children running, orphaned.
+        process = subprocess.Popen(
+            ["/bin/sh", "-c", command],
+            cwd=self.workdir,
+            env=self.environment,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         try:
-            completed = subprocess.run(
-                ["/bin/sh", "-c", command],
-                cwd=self.workdir,
-                env=self.environment,
-                input=input if input is not None else b"",
-                capture_output=True,
-                timeout=timeout,
-                check=False,
-            )
+            stdout, stderr = process.communicate(input if input is not None else b"", timeout)
         except subprocess.TimeoutExpired as exc:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            # Not read to their end: a process that left the session may hold them open.
+            for stream in (process.stdin, process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
             raise CommandTimedOut(f"A command on this host took longer than {timeout:g} s") from exc
-        return CommandResult(completed.returncode, completed.stdout, completed.stderr)
+        return CommandResult(process.returncode, stdout, stderr)
 
     def _stream(self, command: str) -> ByteStream:
         process = subprocess.Popen(
