@@ -20,6 +20,23 @@ def admin_client(client):
     return client
 
 
+def job_form(job, **changes):
+    """The job change form as the admin posts it, with ``changes`` on top."""
+    data = {
+        "title": job.title,
+        "owner": job.owner.pk,
+        "server": job.server.pk,
+        "interpreter": job.interpreter.pk,
+        "program": job.program,
+        "remote_directory": job.remote_directory,
+        "remote_filename": job.remote_filename,
+        "results-TOTAL_FORMS": "0",
+        "results-INITIAL_FORMS": "0",
+    }
+    data.update(changes)
+    return data
+
+
 @pytest.mark.parametrize("model", ["interpreter", "server", "job", "log", "result"])
 def test_every_model_has_a_changelist_and_a_change_page(admin_client, model):
     job = make_job(title="Listed <job>")
@@ -53,17 +70,7 @@ def test_job_admin_refuses_an_interpreter_the_server_does_not_offer(admin_client
     other = make_interpreter(name="bash", path="/bin/bash")
     response = admin_client.post(
         reverse("admin:django_remote_submission_job_change", args=[job.pk]),
-        {
-            "title": job.title,
-            "owner": job.owner.pk,
-            "server": job.server.pk,
-            "interpreter": other.pk,
-            "program": job.program,
-            "remote_directory": job.remote_directory,
-            "remote_filename": job.remote_filename,
-            "results-TOTAL_FORMS": "0",
-            "results-INITIAL_FORMS": "0",
-        },
+        job_form(job, interpreter=other.pk),
     )
     assert response.status_code == 200
     assert "The Interpreter picked is not valid for this server." in response.content.decode()
@@ -75,19 +82,7 @@ def test_job_runtime_fields_are_read_only(admin_client):
     job = make_job()
     admin_client.post(
         reverse("admin:django_remote_submission_job_change", args=[job.pk]),
-        {
-            "title": "renamed",
-            "owner": job.owner.pk,
-            "server": job.server.pk,
-            "interpreter": job.interpreter.pk,
-            "program": job.program,
-            "remote_directory": job.remote_directory,
-            "remote_filename": job.remote_filename,
-            "status": "success",
-            "exit_code": "0",
-            "results-TOTAL_FORMS": "0",
-            "results-INITIAL_FORMS": "0",
-        },
+        job_form(job, title="renamed", status="success", exit_code="0"),
     )
     job = Job.objects.get(pk=job.pk)
     assert job.title == "renamed"
@@ -376,22 +371,6 @@ def test_test_connection_refuses_a_login_the_user_may_not_use(openssh_target, wo
 
 
 # The job's page ------------------------------------------------------------------------
-
-
-def job_form(job, **changes):
-    data = {
-        "title": job.title,
-        "owner": job.owner.pk,
-        "server": job.server.pk,
-        "interpreter": job.interpreter.pk,
-        "program": job.program,
-        "remote_directory": job.remote_directory,
-        "remote_filename": job.remote_filename,
-        "results-TOTAL_FORMS": "0",
-        "results-INITIAL_FORMS": "0",
-    }
-    data.update(changes)
-    return data
 
 
 @pytest.mark.parametrize("status", ["success", "failure"])
