@@ -60,7 +60,8 @@ class LogLike(Protocol):
     def stream(self) -> str: ...
 
 
-def _iso(value: Any) -> str | None:
+def iso_time(value: Any) -> str | None:
+    """A time as the frames and the pages' JSON carry it: ISO 8601, or None."""
     return value.isoformat() if value is not None else None
 
 
@@ -70,17 +71,17 @@ def status_payload(job: Job) -> dict[str, Any]:
         "job_id": job.pk,
         "title": job.title,
         "status": job.status,
-        "modified": _iso(job.modified),
+        "modified": iso_time(job.modified),
         "event": STATUS,
         "finished": job.is_finished,
         "exit_code": job.exit_code,
         "error": job.error,
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
+        "started_at": iso_time(job.started_at),
+        "finished_at": iso_time(job.finished_at),
         "owner_id": job.owner_id,
         "state": job.state,
-        "queued_at": _iso(job.queued_at),
-        "heartbeat": _iso(job.heartbeat),
+        "queued_at": iso_time(job.queued_at),
+        "heartbeat": iso_time(job.heartbeat),
     }
 
 
@@ -88,7 +89,7 @@ def log_payload(log: LogLike) -> dict[str, Any]:
     """A log frame: the 2.x keys, then additions."""
     return {
         "log_id": log.id,
-        "time": _iso(log.time),
+        "time": iso_time(log.time),
         "content": log.content,
         "stream": log.stream,
         "event": LOG,
@@ -257,7 +258,7 @@ def _logs_message(job_pk: int, rows: Sequence[LogLike], after_id: int | None) ->
         "job_id": job_pk,
         "after_id": after_id,
         "ids": list(ids),
-        "times": [times.get(when) or times.setdefault(when, _iso(when)) for when in whens],
+        "times": [times.get(when) or times.setdefault(when, iso_time(when)) for when in whens],
         "contents": contents,
         "streams": streams,
     }

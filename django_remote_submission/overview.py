@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
 from django_remote_submission.conf import conf
+from django_remote_submission.events import iso_time
 from django_remote_submission.models import Job, Server, WorkerBeat
 from django_remote_submission.where import alive_within, duration_text, last_output_time
 
@@ -21,10 +22,6 @@ ROWS_SHOWN = 200
 STATES = [state.value for state in Job.State]
 
 JobUrl = Callable[[int], str]
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _ago(now: dt.datetime, value: dt.datetime | None, never: str | None = None) -> str:
@@ -60,9 +57,9 @@ def running_jobs(now: dt.datetime, job_url: JobUrl) -> list[dict[str, Any]]:
                 "url": job_url(job.pk),
                 "server": str(job.server.title),
                 "owner": job.owner.get_username(),
-                "started_at": _iso(started),
+                "started_at": iso_time(started),
                 "duration": duration_text((now - started).total_seconds()) if started else "",
-                "last_output_at": _iso(last),
+                "last_output_at": iso_time(last),
                 "since_output": _ago(now, last, never=gettext("no output yet")),
             }
         )
@@ -85,7 +82,7 @@ def stuck_jobs(now: dt.datetime, job_url: JobUrl) -> list[dict[str, Any]]:
             "url": job_url(job.pk),
             "server": str(job.server.title),
             "owner": job.owner.get_username(),
-            "queued_at": _iso(job.queued_at),
+            "queued_at": iso_time(job.queued_at),
             "waiting": duration_text((now - job.queued_at).total_seconds())
             if job.queued_at
             else "",
@@ -105,7 +102,7 @@ def servers(now: dt.datetime) -> list[dict[str, Any]]:
                 "title": server.title,
                 "address": f"{server.hostname}:{server.port}",
                 "counts": {state: by_state.get(state, 0) for state in STATES},
-                "last_checked_at": _iso(server.last_checked_at),
+                "last_checked_at": iso_time(server.last_checked_at),
                 "last_checked": _ago(now, server.last_checked_at),
                 "last_check_ok": server.last_check_ok,
                 "last_check_report": server.last_check_report,
@@ -121,9 +118,9 @@ def workers(now: dt.datetime) -> list[dict[str, Any]]:
             "owner": beat.owner,
             "host": beat.host,
             "pid": beat.pid,
-            "started_at": _iso(beat.started_at),
+            "started_at": iso_time(beat.started_at),
             "started": _ago(now, beat.started_at),
-            "last_sweep_at": _iso(beat.last_sweep_at),
+            "last_sweep_at": iso_time(beat.last_sweep_at),
             "last_sweep": _ago(now, beat.last_sweep_at),
             "jobs_followed": beat.jobs_followed,
             "alive": beat.last_sweep_at >= since,
@@ -143,7 +140,7 @@ def overview(job_url: JobUrl, now: dt.datetime | None = None) -> dict[str, Any]:
     else:
         summary = gettext("No worker is alive")
     return {
-        "now": _iso(now),
+        "now": iso_time(now),
         "states": STATES,
         "stuck_after": conf.STUCK_AFTER,
         "stuck_after_text": duration_text(conf.STUCK_AFTER),

@@ -13,6 +13,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from django_remote_submission.conf import conf
+from django_remote_submission.events import iso_time
 from django_remote_submission.models import Job, Log, WorkerBeat
 
 State = Job.State
@@ -126,10 +127,6 @@ def where_text(
     return "".join(part.text if isinstance(part, Clock) else part for part in parts)
 
 
-def _iso(value: dt.datetime | None) -> str:
-    return value.isoformat() if value is not None else ""
-
-
 def where_html(
     job: Job,
     *,
@@ -164,12 +161,12 @@ def where_html(
         job.state,
         job.pk,
         job.state,
-        _iso(job.queued_at),
-        _iso(job.started_at),
-        _iso(job.finished_at),
-        _iso(last_output),
+        iso_time(job.queued_at) or "",
+        iso_time(job.started_at) or "",
+        iso_time(job.finished_at) or "",
+        iso_time(last_output) or "",
         waiting or "",
-        _iso(now),
+        iso_time(now) or "",
         inner,
     )
 
