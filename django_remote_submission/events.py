@@ -82,6 +82,9 @@ def status_payload(job: Job) -> dict[str, Any]:
         "state": job.state,
         "queued_at": iso_time(job.queued_at),
         "heartbeat": iso_time(job.heartbeat),
+        "scheduler_job_id": job.scheduler_job_id,
+        "scheduler_reason": job.scheduler_reason,
+        "pending_since": iso_time(job.pending_since),
     }
 
 
@@ -303,16 +306,20 @@ def job_saved(sender: type[Job], instance: Job, created: bool, raw: bool, **kwar
     if raw:
         return
     status_changed = created or instance.tracker.has_changed("status")
-    if status_changed or instance.tracker.has_changed("state"):
-        publish_status(instance)
-        status, state = instance.status, instance.state
-        previous_status = None if created else instance.tracker.previous("status")
-        previous_state = None if created else instance.tracker.previous("state")
-        transaction.on_commit(
-            lambda: signals.send_job_status_changed(
-                instance, status, previous_status, state, previous_state
-            )
+    state_changed = instance.tracker.has_changed("state")
+    if not (status_changed or state_changed):
+        if instance.tracker.has_changed("scheduler_reason"):
+            publish_status(instance)  # why the scheduler holds it: no status change
+        return
+    publish_status(instance)
+    status, state = instance.status, instance.state
+    previous_status = None if created else instance.tracker.previous("status")
+    previous_state = None if created else instance.tracker.previous("state")
+    transaction.on_commit(
+        lambda: signals.send_job_status_changed(
+            instance, status, previous_status, state, previous_state
         )
+    )
 
 
 def log_saved(sender: type[Log], instance: Log, created: bool, raw: bool, **kwargs: Any) -> None:

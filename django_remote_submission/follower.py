@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
-from django_remote_submission import jobs
+from django_remote_submission import jobs, scheduling
 from django_remote_submission.conf import conf
 from django_remote_submission.events import publish_logs, publish_many_logs
 from django_remote_submission.exceptions import (
@@ -45,6 +45,7 @@ from django_remote_submission.runner import (
     login_name,
     resume_job,
 )
+from django_remote_submission.schedulers.poll import QueueView, QueueWatch
 from django_remote_submission.transport import Transport
 from django_remote_submission.transport.base import ByteStream
 from django_remote_submission.transport.detached import DetachedProcess
@@ -135,6 +136,13 @@ class Followed:
     writer: LogWriter
     splitters: list[LineSplitter]
     read: list[int]
+    #: Set for a job at a batch scheduler: its reading of the login's queue views.
+    watch: QueueWatch | None = None
+    #: The scheduler no longer lists it, and no exit code came: the finisher asks how
+    #: it ended.
+    gone: bool = False
+    #: Why the scheduler holds it, from the last view that listed it as waiting.
+    reason: str | None = None
 
 
 @dataclass
@@ -176,6 +184,13 @@ class Follower:
     _watched: set[int] = field(default_factory=set)
     _nudge: set[int] = field(default_factory=set)
     _thread: threading.Thread | None = None
+    #: The last view of the login's scheduler queue (jobs at a batch scheduler), and the
+    #: thread that asks for it, at most once per the server's status interval.
+    _view: QueueView | None = None
+    _queue_thread: threading.Thread | None = None
+    _queue_nudge: threading.Event = field(default_factory=threading.Event)
+    #: The scheduled jobs' ids and one of them (for the connection), for the thread.
+    _scheduled: tuple[tuple[str, ...], Followed | None] = ((), None)
 
     @property
     def directory(self) -> str:
@@ -304,7 +319,7 @@ class Follower:
         assert self.transport is not None
         lines = [
             f"{pk} {f.read[0]} {f.read[1]} {f.process.control_directory.encode().hex()} "
-            f"{f.process.monitor_pid}\n"
+            f"{f.process.monitor_pid}{' w' if f.job.state == Job.State.PENDING else ''}\n"
             for pk, f in self.jobs.items()
         ]
         self.transport.put_text("".join(lines) + "END\n", f"{self.directory}/list")
@@ -320,6 +335,7 @@ class Follower:
         """Read frames until the reader ends a pass, then store, renew, and finish."""
         assert self._stream is not None
         ended: list[tuple[int, int]] = []
+        began: list[int] = []
         deadline = time.monotonic() + 10 * IDLE_PAUSE + conf.CONNECT_TIMEOUT
         started = time.monotonic()
         merge_until = started + MERGE_SECONDS
@@ -356,7 +372,11 @@ class Follower:
                 # Its monitor died without writing an exit code: the finisher says so.
                 ended.append((int(fields[0]), -1))
                 urgent = True
-        self._after_pass(ended)
+            elif kind == "S":
+                # A job at a batch scheduler started.
+                began.append(int(fields[0]))
+                urgent = True
+        self._after_pass(ended, began)
 
     def _buffered(self) -> bool:
         """Whether more of the reader's output is here already."""
@@ -399,13 +419,19 @@ class Follower:
             STREAMS[index], lines, splitter.offset, timezone.now(), ends=splitter.ends
         )
 
-    def _after_pass(self, ended: list[tuple[int, int]]) -> None:
+    def _after_pass(self, ended: list[tuple[int, int]], started: Sequence[int] = ()) -> None:
         now = time.monotonic()
         checking = now >= self._next_cancel_check
         for followed in self.jobs.values():
             # Due batches, and every quarter of a lease a write that renews it.
             followed.writer.tick()
-        lost, asked = self.store(lambda: self._store(checking))
+        ended += self._read_queue()
+        starting = [
+            self.jobs[pk]
+            for pk in {*started, *(pk for pk, _ in ended)}
+            if pk in self.jobs and self.jobs[pk].job.state == Job.State.PENDING
+        ]
+        lost, asked = self.store(lambda: self._store(checking, starting))
         self._writes.clear()
         for pk in lost:
             logger.warning("Job %s was taken over by another worker; no longer followed", pk)
@@ -426,12 +452,72 @@ class Follower:
             self._next_tracker_check = now + TRACKER_CHECK_SECONDS
             self._start_tracker()
 
+    # Jobs at a batch scheduler ---------------------------------------------------------
+
+    def _read_queue(self) -> list[tuple[int, int]]:
+        """What the last view of the login's queue says of the scheduled jobs: why each
+        waits, and which left the queue without an exit code (returned, as ended)."""
+        scheduled = [followed for followed in self.jobs.values() if followed.watch is not None]
+        self._scheduled = (
+            tuple(followed.job.scheduler_job_id for followed in scheduled),
+            scheduled[0] if scheduled else None,
+        )
+        if not scheduled:
+            return []
+        if self._queue_thread is None or not self._queue_thread.is_alive():
+            self._queue_thread = threading.Thread(
+                target=self._poll_queue, name=f"drs-queue-{self.key[0]}-{self.key[1]}", daemon=True
+            )
+            self._queue_thread.start()
+        view = self._view
+        if view is None:
+            return []
+        gone = []
+        for followed in scheduled:
+            assert followed.watch is not None
+            verdict = followed.watch.see(view)
+            if verdict.reason is not None:
+                followed.reason = verdict.reason
+            if verdict.gone and not followed.gone:
+                followed.gone = True
+                gone.append((followed.job.pk, -1))
+        return gone
+
+    def _poll_queue(self) -> None:
+        """The login's one status call per interval for all its scheduled jobs, in a
+        thread of its own: a scheduler slow to answer never holds the live log up."""
+        try:
+            while not self._stop.is_set():
+                ids, sample = self._scheduled
+                if sample is None:
+                    return
+                queue = scheduling.queue_for(sample.job.server, self.key[1])
+                try:
+                    with build_transport(sample.job, sample.options) as transport:
+                        self._view = queue.view(transport, ids)
+                except Exception as exc:  # the server is away: unknown, ask again
+                    self._view = QueueView({}, known=False, error=str(exc))
+                _close_connections()
+                self._queue_nudge.wait(max(0.2, queue.min_interval - queue.age()))
+                self._queue_nudge.clear()
+        finally:
+            connections.close_all()
+
+    def hurry_queue(self) -> None:
+        """Ask the scheduler anew now (a cancel was sent: its outcome is awaited)."""
+        _ids, sample = self._scheduled
+        if sample is not None:
+            scheduling.queue_for(sample.job.server, self.key[1]).expire()
+        self._queue_nudge.set()
+
     def _start_tracker(self) -> None:
         """Starts the login's process tracker unless one runs (its lock says so), from the
         ``tree.sh`` of a followed job: each job's monitor starts one only at launch."""
         assert self.transport is not None
-        process = next(iter(self.jobs.values())).process
-        script = f"{process.control_directory}/tree.sh"
+        direct = [f.process for f in self.jobs.values() if f.watch is None]
+        if not direct:
+            return  # scheduled jobs run where the scheduler puts them: no tracker here
+        script = f"{direct[0].control_directory}/tree.sh"
         # The tracker is a simple command in the background, all its descriptors away
         # from the session's: the session (and this thread) would wait for it otherwise.
         self.transport.run_shell(
@@ -440,12 +526,19 @@ class Follower:
             "</dev/null >/dev/null 2>&1 &"
         )
 
-    def _store(self, checking: bool) -> tuple[set[int], set[int]]:
+    def _store(
+        self, checking: bool, starting: Sequence[Followed] = ()
+    ) -> tuple[set[int], set[int]]:
         """A pass's database work: which jobs are watched and asked to cancel (when
         ``checking``), the pass's rows, offsets and leases in one transaction, the
         watched jobs' events; returns the jobs taken over by another worker, and those
         asked to cancel."""
         asked: set[int] = set()
+        for followed in starting:
+            jobs.scheduler_started(followed.job, self.owner)
+        for followed in self.jobs.values():
+            if followed.reason is not None and followed.job.state == Job.State.PENDING:
+                jobs.waiting_because(followed.job, self.owner, followed.reason)
         if checking:
             if self.flags is None:  # a follower of its own, not an Engine's
                 self.flags = FlagsCache(self.owner).get
@@ -484,7 +577,9 @@ class Follower:
             if pk not in self.jobs:
                 continue
             self._canceling.add(pk)
-            threading.Thread(target=_stop_program, args=(self.jobs[pk],), daemon=True).start()
+            threading.Thread(
+                target=_stop_program, args=(self.jobs[pk], self.hurry_queue), daemon=True
+            ).start()
 
     def _wait_keeping_leases(self, seconds: float) -> None:
         """Wait, renewing the leases of the jobs meanwhile: the server is away, not this
@@ -585,13 +680,22 @@ def _in_database_thread(work: Callable[[], T]) -> T:
         raise
 
 
-def _stop_program(followed: Followed) -> None:
-    """A cancel of a followed job: mark it, stop its tree; the reader then sees it end.
-    Over a transport of its own (on the same pooled connection): the stop takes seconds."""
+def _stop_program(followed: Followed, hurry: Callable[[], None] = lambda: None) -> None:
+    """A cancel of a followed job: mark it, stop its tree (a scheduled job: cancel it at
+    its scheduler, and ask the queue anew); the reader then sees it end. Over a
+    transport of its own (on the same pooled connection): the stop takes seconds."""
     process = followed.process
     try:
         with build_transport(followed.job, followed.options) as transport:
             transport.put_text("", f"{process.control_directory}/canceled")
+            if followed.watch is not None:
+                refused = scheduling.cancel(followed.job, transport)
+                if refused:
+                    logger.warning(
+                        "Cancel of job %s: the scheduler said %s", followed.job.pk, refused
+                    )
+                hurry()
+                return
             transport.stop(process, grace=conf.KILL_GRACE)
     except RemoteSubmissionError:
         logger.warning("Could not stop job %s", followed.job.pk, exc_info=True)
@@ -630,8 +734,13 @@ class Engine:
         ``note`` goes into its log first (why it changed hands)."""
         options = RunOptions.from_row(job.run_options or {}, task_id=job.task_id)
         ctl = remote_path(control_directory(job))
-        assert job.remote_pgid is not None
-        process = DetachedProcess(job.remote_pgid, job.remote_pid or 0, ctl)
+        scheduled = scheduling.is_scheduled(job)
+        if scheduled:
+            # It runs where its scheduler put it: no process of it to look at here.
+            process = DetachedProcess(0, 0, ctl)
+        else:
+            assert job.remote_pgid is not None
+            process = DetachedProcess(job.remote_pgid, job.remote_pid or 0, ctl)
         writer = LogWriter(
             job,
             LogPolicy(options.log_policy),
@@ -653,6 +762,7 @@ class Engine:
             writer,
             [LineSplitter(conf.LOG_MAX_LINE_LENGTH, offset) for offset in offsets],
             list(offsets),
+            watch=QueueWatch(job.scheduler_job_id) if scheduled else None,
         )
         key = follower_key(job, options)
         with self._lock:

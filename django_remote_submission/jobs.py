@@ -25,9 +25,9 @@ logger = logging.getLogger(__name__)
 
 State = Job.State
 #: States of a job that has not ended.
-ACTIVE = (State.QUEUED, State.STARTING, State.RUNNING, State.FINISHING)
+ACTIVE = (State.QUEUED, State.STARTING, State.PENDING, State.RUNNING, State.FINISHING)
 #: States in which a worker holds the job, under a lease.
-OWNED = (State.STARTING, State.RUNNING, State.FINISHING)
+OWNED = (State.STARTING, State.PENDING, State.RUNNING, State.FINISHING)
 #: Final states, and the 2.x status each keeps.
 FINAL: dict[str, str] = {
     State.SUCCESS: Job.STATUS.success,
@@ -159,16 +159,71 @@ def launched(job: Job, owner: str, *, pid: int, pgid: int, started_at: dt.dateti
     )
 
 
+def submitted(job: Job, owner: str, *, scheduler_job_id: str) -> bool:
+    """The job waits at its server's batch scheduler, under this id: ``pending`` until
+    the scheduler starts its batch script."""
+    now = timezone.now()
+    return transition(
+        job,
+        allowed=[State.STARTING],
+        where=_owned_by(owner),
+        state=State.PENDING,
+        status=Job.STATUS.submitted,
+        scheduler_job_id=scheduler_job_id,
+        scheduler_reason="",
+        pending_since=now,
+        started_at=None,
+        finished_at=None,
+        exit_code=None,
+        error="",
+        remote_pid=None,
+        remote_pgid=None,
+        stdout_offset=0,
+        stderr_offset=0,
+        heartbeat=now,
+        lease_expires=lease_end(now),
+    )
+
+
+def waiting_because(job: Job, owner: str, reason: str) -> bool:
+    """Why the scheduler holds the job, in words, when it changed."""
+    if job.scheduler_reason == reason:
+        return True
+    return transition(
+        job,
+        allowed=[State.PENDING],
+        where=_owned_by(owner),
+        scheduler_reason=reason[:300],
+    )
+
+
+def scheduler_started(job: Job, owner: str, started_at: dt.datetime | None = None) -> bool:
+    """The scheduler started the job's batch script: its program runs."""
+    started_at = started_at or timezone.now()
+    return transition(
+        job,
+        allowed=[State.PENDING],
+        where=_owned_by(owner),
+        state=State.RUNNING,
+        scheduler_reason="",
+        started_at=started_at,
+        heartbeat=started_at,
+        lease_expires=lease_end(started_at),
+    )
+
+
 def finishing(job: Job, owner: str) -> bool:
     """The program has ended; its worker reads what is left and collects results."""
-    return transition(job, allowed=[State.RUNNING], where=_owned_by(owner), state=State.FINISHING)
+    return transition(
+        job, allowed=[State.RUNNING, State.PENDING], where=_owned_by(owner), state=State.FINISHING
+    )
 
 
 # Endings ------------------------------------------------------------------------------
 
 
 def finish(
-    job: Job, exit_code: int, error: str, *, owner: str = "", canceled: bool = False
+    job: Job, exit_code: int | None, error: str, *, owner: str = "", canceled: bool = False
 ) -> bool:
     """The run ended with the program's exit code: ``success``, or ``failure`` with the
     reason (``canceled`` when a cancel stopped it). False if the job had been ended, or

@@ -8,6 +8,7 @@ from typing import Any, Self, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from model_utils import Choices, FieldTracker
@@ -126,6 +127,95 @@ class Server(TimeStampedModel):
         editable=False,
         help_text=_("What the last connection test found, step by step (never a password)"),
     )
+    scheduler = models.CharField(
+        _("Launch Through"),
+        max_length=10,
+        choices=[
+            ("direct", _("directly (no batch scheduler)")),
+            ("slurm", _("Slurm (sbatch)")),
+            ("pbs", _("PBS (qsub: OpenPBS, PBS Pro)")),
+        ],
+        default="direct",
+        help_text=_(
+            "How jobs start on this server: directly on the machine the app logs in to, "
+            "or through its batch scheduler (then the program runs where the scheduler "
+            "puts it, and the login node only submits and reads files)"
+        ),
+    )
+    scheduler_partition = models.CharField(
+        _("Partition or Queue"),
+        max_length=100,
+        blank=True,
+        help_text=_("Slurm's partition (--partition) or PBS's queue (-q); blank: the default"),
+    )
+    scheduler_account = models.CharField(
+        _("Account"),
+        max_length=100,
+        blank=True,
+        help_text=_("The account jobs are charged to (--account, -A); blank: the login's default"),
+    )
+    scheduler_qos = models.CharField(
+        _("QOS"),
+        max_length=100,
+        blank=True,
+        help_text=_("Slurm's quality of service (--qos); PBS has none"),
+    )
+    scheduler_time_limit = models.PositiveIntegerField(
+        _("Default Time Limit (minutes)"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "The time limit of a job that asks for none and has no timeout; blank: the "
+            "partition's or queue's default"
+        ),
+    )
+    scheduler_directives = models.TextField(
+        _("Extra Directives"),
+        blank=True,
+        help_text=_(
+            "Directives written into every job's batch script, one a line, without "
+            "#SBATCH or #PBS (e.g. --constraint=haswell)"
+        ),
+    )
+    scheduler_allowed_options = models.CharField(
+        _("Options Jobs May Set"),
+        max_length=500,
+        blank=True,
+        help_text=_(
+            "The directive options a job may add itself, separated by spaces or commas "
+            "(e.g. --constraint --mail-type); blank: none"
+        ),
+    )
+    max_cpus = models.PositiveIntegerField(
+        _("Most CPUs"), null=True, blank=True, help_text=_("The most CPUs a job may ask for")
+    )
+    max_memory_mb = models.PositiveIntegerField(
+        _("Most Memory (MB)"),
+        null=True,
+        blank=True,
+        help_text=_("The most memory a job may ask for, in MB per node"),
+    )
+    max_time_limit = models.PositiveIntegerField(
+        _("Longest Time Limit (minutes)"),
+        null=True,
+        blank=True,
+        help_text=_("The longest time limit (or timeout) a job may ask for"),
+    )
+    max_gpus = models.PositiveIntegerField(
+        _("Most GPUs"), null=True, blank=True, help_text=_("The most GPUs a job may ask for")
+    )
+    max_nodes = models.PositiveIntegerField(
+        _("Most Nodes"), null=True, blank=True, help_text=_("The most nodes a job may ask for")
+    )
+    scheduler_poll_interval = models.FloatField(
+        _("Status Interval (seconds)"),
+        default=10.0,
+        validators=[MinValueValidator(1.0)],
+        help_text=_(
+            "The least time between two status calls (squeue, qstat) for one login; one "
+            "call answers for all its jobs. The live log does not wait for it."
+        ),
+    )
     allowed_users = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
         blank=True,
@@ -162,6 +252,19 @@ class Server(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.title} <{self.hostname}:{self.port}>"
+
+    @property
+    def is_scheduled(self) -> bool:
+        """Whether jobs start through a batch scheduler (Slurm, PBS)."""
+        return self.scheduler != "direct"
+
+    def clean(self) -> None:
+        super().clean()
+        from django_remote_submission import scheduling
+
+        problems = scheduling.server_problems(self)
+        if problems:
+            raise ValidationError(problems)
 
 
 class _VisibleQuerySet(models.QuerySet[_Row]):
@@ -207,6 +310,7 @@ class Job(TimeStampedModel):
 
         QUEUED = "queued", _("queued")
         STARTING = "starting", _("starting")
+        PENDING = "pending", _("pending")
         RUNNING = "running", _("running")
         FINISHING = "finishing", _("finishing")
         SUCCESS = "success", _("success")
@@ -325,7 +429,8 @@ class Job(TimeStampedModel):
         choices=State.choices,
         default=State.QUEUED,
         help_text=_(
-            "queued, starting, running, finishing, then success, failure or canceled; "
+            "queued, starting, pending (at a batch scheduler), running, finishing, then "
+            "success, failure or canceled; "
             "status keeps the 2.x values"
         ),
     )
@@ -357,6 +462,34 @@ class Job(TimeStampedModel):
             "while someone watches (see events.watch)"
         ),
     )
+    resources = models.JSONField(
+        _("Resources"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "What the job asks its server's batch scheduler for: cpus, memory_mb, "
+            'time_limit_s, gpus, nodes, directives (e.g. {"cpus": 4, "memory_mb": 2000}); '
+            "empty: the server's defaults"
+        ),
+    )
+    scheduler_job_id = models.CharField(
+        _("Scheduler Job Id"),
+        max_length=100,
+        blank=True,
+        help_text=_("The batch scheduler's id of the job (Slurm's, PBS's), once submitted"),
+    )
+    scheduler_reason = models.CharField(
+        _("Scheduler Reason"),
+        max_length=300,
+        blank=True,
+        help_text=_("Why the batch scheduler has not started the job yet, in words"),
+    )
+    pending_since = models.DateTimeField(
+        _("Pending Since"),
+        null=True,
+        blank=True,
+        help_text=_("When the job was submitted to its server's batch scheduler"),
+    )
     run_options = models.JSONField(
         _("Run Options"),
         default=dict,
@@ -371,6 +504,7 @@ class Job(TimeStampedModel):
     _STATES_OF_STATUS: dict[str, tuple[str, ...]] = {
         State.QUEUED: ("initial",),
         State.STARTING: ("submitted",),
+        State.PENDING: ("submitted",),
         State.RUNNING: ("submitted",),
         State.FINISHING: ("submitted",),
         State.SUCCESS: ("success",),
@@ -385,7 +519,7 @@ class Job(TimeStampedModel):
     }
 
     objects = JobQuerySet.as_manager()
-    tracker = FieldTracker(fields=["status", "state"])
+    tracker = FieldTracker(fields=["status", "state", "scheduler_reason"])
 
     class Meta:
         verbose_name = _("job")
@@ -415,6 +549,11 @@ class Job(TimeStampedModel):
                 {"interpreter": _("The Interpreter picked is not valid for this server.")},
                 code="invalid_interpreter",
             )
+        from django_remote_submission import scheduling
+
+        problems = scheduling.resource_problems(self.server, self.resources)
+        if problems:
+            raise ValidationError({"resources": problems}, code="invalid_resources")
 
     @property
     def is_finished(self) -> bool:
@@ -439,6 +578,7 @@ class Job(TimeStampedModel):
             owner_id=self.owner_id,
             server_id=self.server_id,
             interpreter_id=self.interpreter_id,
+            resources=self.resources,
         )
 
 

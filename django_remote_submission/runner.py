@@ -15,7 +15,7 @@ from typing import TypeVar
 from django.db import DatabaseError
 from django.utils import timezone
 
-from django_remote_submission import jobs, secrets
+from django_remote_submission import jobs, scheduling, secrets
 from django_remote_submission.conf import conf
 from django_remote_submission.events import publish_logs
 from django_remote_submission.exceptions import (
@@ -28,11 +28,14 @@ from django_remote_submission.exceptions import (
     NotClaimed,
     RemoteSubmissionError,
     ServerGone,
+    TransportError,
 )
 from django_remote_submission.logstream import STREAMS, LineSplitter, LogPolicy, LogRow, LogWriter
 from django_remote_submission.models import Job, Log, Server
 from django_remote_submission.results import collect, snapshot
-from django_remote_submission.transport import LocalTransport, Transport, connect_ssh
+from django_remote_submission.schedulers.base import Ending
+from django_remote_submission.schedulers.poll import QueueWatch, SchedulerQueue
+from django_remote_submission.transport import LocalTransport, Transport, connect_ssh, detached
 from django_remote_submission.transport.detached import DetachedProcess, describe_survivors
 from django_remote_submission.transport.shell import remote_path
 
@@ -40,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between looks at the database for a cancel request while a job runs.
 CANCEL_CHECK_SECONDS = 0.5
+#: Seconds between looks at a scheduled job that a runner follows itself (its files; its
+#: scheduler's queue is asked at most once per the server's status interval).
+SCHEDULED_PAUSE = 0.5
 #: Characters of the program's last stderr line quoted in a failed job's error.
 REASON_LENGTH = 500
 #: Seconds before the first try at connecting again after a lost connection, and the
@@ -208,6 +214,10 @@ class JobRunner:
         self._next_cancel_check = 0.0
         self._canceled = False
         self._note_resume = True
+        #: Whether the job goes through its server's batch scheduler (Slurm, PBS).
+        self.scheduled = scheduling.is_scheduled(job)
+        #: How the scheduler ended a job that left its queue without an exit code.
+        self.scheduler_ending: Ending | None = None
 
     def run(self) -> dict[str, int]:
         """Stage, launch, follow, finish, collect: a job this runner claimed."""
@@ -253,10 +263,12 @@ class JobRunner:
     def _run_from_start(self) -> dict[str, int]:
         with jobs.keep(self.job.pk, self.owner):
             before = self.stage()
-            process = self.launch()
+            process = self.submit() if self.scheduled else self.launch()
         return self._complete(process, before)
 
     def _run_resumed(self) -> dict[str, int]:
+        if self.scheduled:
+            return self._resume_scheduled()
         process = self._reconnecting(self._find_process)
         if process is None:
             logger.info("Job %s was not launched by the worker that died: starting it", self.job.pk)
@@ -330,6 +342,157 @@ class JobRunner:
         )
         return process
 
+    # Through a batch scheduler ------------------------------------------------------
+
+    def submit(self) -> DetachedProcess:
+        """Hand the program to the server's batch scheduler (instead of ``launch``): the
+        job is ``pending`` under the scheduler's id until the scheduler starts it."""
+        job = self.job
+        kind = scheduling.kind_of(job.server)
+        assert kind is not None
+        ctl = remote_path(control_directory(job))
+        header = scheduling.header_for(job, ctl, f"{ctl}/batch.sh", self.options.timeout)
+        command = [*job.interpreter.command, program_argument(job)]
+        try:
+            answer = detached.submit(
+                self.transport,
+                command,
+                cwd=remote_directory(job),
+                control_directory=ctl,
+                header=header,
+                submit_command=kind.submit_shell,
+                time_limit=None,
+                grace=conf.KILL_GRACE,
+            )
+            job_id = kind.parse_submit(answer)
+        except (TransportError, ValueError) as exc:
+            # A submission that timed out, or whose answer was lost, may have queued the
+            # job all the same: look it up by its name before saying it failed.
+            job_id = self._submitted_already()
+            if job_id is None:
+                raise TransportError(str(exc)) from exc
+        if not jobs.submitted(job, self.owner, scheduler_job_id=job_id):
+            raise LeaseLost(f"Job {job.pk} was taken over by another worker.")
+        if self.job.task_id != self.options.task_id and self.options.task_id:
+            Job.objects.filter(pk=job.pk).update(task_id=self.options.task_id)
+            self.job.task_id = self.options.task_id
+        logger.info("Job %s submitted to %s as job %s", job.pk, kind.name, job_id)
+        return DetachedProcess(0, 0, ctl)
+
+    def _queue(self) -> SchedulerQueue:
+        return scheduling.queue_for(self.job.server, login_name(self.job, self.options.username))
+
+    def _submitted_already(self) -> str | None:
+        """The scheduler's id of this job if it was submitted before (by name)."""
+        return self._reconnecting(lambda: self._queue().find(self.transport, self.job.uuid))
+
+    def _resume_scheduled(self) -> dict[str, int]:
+        """Go on with a scheduled job from its row: submitted (pending or running), or
+        not yet known to be (then looked up by name before submitting again)."""
+        job = self.job
+        if not job.scheduler_job_id:
+            job_id = self._submitted_already()
+            if job_id is None:
+                logger.info("Job %s was not submitted by the worker that died: submitting", job.pk)
+                return self._run_from_start()
+            if not jobs.submitted(job, self.owner, scheduler_job_id=job_id):
+                raise LeaseLost(f"Job {job.pk} was taken over by another worker.")
+        process = DetachedProcess(0, 0, remote_path(control_directory(job)))
+        before = self._reconnecting(self._read_snapshot)
+        self.writer.resume()
+        if self._note_resume and job.state != Job.State.PENDING:
+            self.writer.note(
+                "stderr",
+                "The worker following this job stopped; another took it over and goes on "
+                f"from byte {job.stdout_offset} of stdout and {job.stderr_offset} of stderr.",
+            )
+        return self._complete(process, before)
+
+    def _follow_scheduled(self, process: DetachedProcess) -> None:
+        """Follow a scheduled job from this runner (no follower to hand it to): its files,
+        read from the stored offsets, and its scheduler's queue, one shared status call
+        per interval, until its exit code is written or the scheduler ended it."""
+        if self.hand_over_after is not None and not self._cancel_requested(force=True):
+            self._hand_over()  # pending or running: the host's follower takes it
+        offsets = [self.writer.offsets[stream] for stream in STREAMS]
+        splitters = [LineSplitter(conf.LOG_MAX_LINE_LENGTH, offset) for offset in offsets]
+        read = list(offsets)
+        watch = QueueWatch(self.job.scheduler_job_id)
+        while True:
+            try:
+                if self._scheduled_pass(process, splitters, read, watch):
+                    break
+            except ConnectionLost as exc:
+                self.writer.flush()
+                self._reconnect(exc)
+                continue
+            time.sleep(SCHEDULED_PAUSE)
+        self._close_streams(splitters)
+
+    def _scheduled_pass(
+        self,
+        process: DetachedProcess,
+        splitters: list[LineSplitter],
+        read: list[int],
+        watch: QueueWatch,
+    ) -> bool:
+        """One look at a scheduled job: True once it has ended."""
+        job = self.job
+        ended = self.transport.file_size(process.exit_code_path) is not None
+        self._read_more(process, splitters, read)
+        if job.state == Job.State.PENDING and (
+            ended or self.transport.file_size(f"{process.control_directory}/pgid") is not None
+        ):
+            jobs.scheduler_started(job, self.owner)
+        if ended:
+            return True
+        if not self._canceled and self._cancel_requested():
+            self._cancel(process)
+            watch.hurry(self._queue())
+        view = self._queue().view(self.transport, [job.scheduler_job_id])
+        verdict = watch.see(view)
+        if verdict.reason is not None and job.state == Job.State.PENDING:
+            jobs.waiting_because(job, self.owner, verdict.reason)
+        if not verdict.gone:
+            return False
+        self._read_more(process, splitters, read)
+        return True
+
+    def _read_more(
+        self, process: DetachedProcess, splitters: list[LineSplitter], read: list[int]
+    ) -> None:
+        for index, path in enumerate((process.stdout_path, process.stderr_path)):
+            data = self.transport.read_file(path, read[index])
+            if data:
+                read[index] += len(data)
+                lines = splitters[index].feed(data)
+                self.writer.add(
+                    STREAMS[index],
+                    lines,
+                    splitters[index].offset,
+                    timezone.now(),
+                    ends=splitters[index].ends,
+                )
+        self.writer.tick()
+
+    def _cancel_at_scheduler(self) -> None:
+        """Nobody will follow the job (it failed here): end it at the scheduler."""
+        job = self.job
+        if not job.scheduler_job_id or job.state not in (
+            Job.State.PENDING,
+            Job.State.RUNNING,
+            Job.State.FINISHING,
+        ):
+            return
+        try:
+            with self.transport:
+                refused = scheduling.cancel(job, self.transport)
+        except Exception:
+            logger.warning("Could not cancel job %s at its scheduler", job.pk, exc_info=True)
+            return
+        if refused:
+            logger.warning("Cancel of job %s: the scheduler said %s", job.pk, refused)
+
     def _launched(self, process: DetachedProcess) -> None:
         if self.job.task_id != self.options.task_id and self.options.task_id:
             Job.objects.filter(pk=self.job.pk).update(task_id=self.options.task_id)
@@ -344,6 +507,9 @@ class JobRunner:
             raise LeaseLost(f"Job {self.job.pk} was taken over by another worker.")
 
     def follow(self, process: DetachedProcess) -> None:
+        if self.scheduled:
+            self._follow_scheduled(process)
+            return
         offsets = [self.writer.offsets[stream] for stream in STREAMS]
         splitters = [LineSplitter(conf.LOG_MAX_LINE_LENGTH, offset) for offset in offsets]
         #: Bytes of each stream read so far: where following goes on after a reconnect.
@@ -440,12 +606,27 @@ class JobRunner:
     def _cancel(self, process: DetachedProcess) -> None:
         self._canceled = True
         self.transport.put_text("", f"{process.control_directory}/canceled")
+        if self.scheduled:
+            refused = scheduling.cancel(self.job, self.transport)
+            if refused:
+                logger.warning("Cancel of job %s: the scheduler said %s", self.job.pk, refused)
+            return
         # What survives is named by the job's reason (``finish``).
         self.transport.stop(process, grace=conf.KILL_GRACE)
 
-    def finish(self, process: DetachedProcess) -> tuple[int, str]:
+    def finish(self, process: DetachedProcess) -> tuple[int | None, str]:
         jobs.finishing(self.job, self.owner)
         code, markers = self.transport.outcome(process)
+        if code is None and self.scheduled:
+            # The scheduler ended the batch script before the program's end was written.
+            canceled = "canceled" in markers
+            self._canceled = self._canceled or canceled
+            if self.scheduler_ending is None and not canceled:
+                self.scheduler_ending = self._queue().ending(
+                    self.transport, self.job.scheduler_job_id
+                )
+            ending = self.scheduler_ending or Ending("unknown", "")
+            return None, scheduling.ending_words(ending, canceled)
         if code is None:
             code = self.transport.wait_for_exit_code(process)
             code, markers = self.transport.outcome(process)
@@ -533,12 +714,15 @@ class JobRunner:
 
     # Outcomes ------------------------------------------------------------------------
 
-    def end(self, exit_code: int, error: str) -> None:
+    def end(self, exit_code: int | None, error: str) -> None:
         if jobs.finish(self.job, exit_code, error, owner=self.owner, canceled=self._canceled):
             logger.info("Job %s ended: %s (exit code %s)", self.job.pk, self.job.state, exit_code)
 
     def _stop_program(self) -> None:
         job = self.job
+        if self.scheduled:
+            self._cancel_at_scheduler()
+            return
         if job.state not in (Job.State.RUNNING, Job.State.FINISHING) or job.remote_pgid is None:
             return
         process = DetachedProcess(

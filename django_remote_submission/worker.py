@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
-from django_remote_submission import jobs
+from django_remote_submission import jobs, scheduling
 from django_remote_submission.conf import conf
 from django_remote_submission.follower import Engine, report_end
 from django_remote_submission.models import Job, WorkerBeat
@@ -209,11 +209,10 @@ class Sweep:
             self.resend(job)
 
     def _follow(self, job: Job, *, taken_over: bool = True, note: str = "") -> None:
-        if (
-            self.engine is not None
-            and job.state != Job.State.STARTING
-            and job.remote_pgid is not None
-        ):
+        launched = job.remote_pgid is not None or (
+            scheduling.is_scheduled(job) and bool(job.scheduler_job_id)
+        )
+        if self.engine is not None and job.state != Job.State.STARTING and launched:
             try:
                 self.engine.adopt(job, note=TAKEN_OVER.format(job=job) if taken_over else note)
             except Exception as exc:

@@ -34,6 +34,7 @@ from django_remote_submission.schedulers.base import (
 from django_remote_submission.transport.shell import remote_path
 
 __all__ = [
+    "SUBMIT_SHELL",
     "batch_header",
     "ending_of",
     "job_name",
@@ -192,6 +193,12 @@ def _seconds(text: object) -> int | None:
     for part in parts:
         total = total * 60 + int(part)
     return total
+
+
+#: The shell text that submits a job's batch script from its launch (see
+#: ``transport.detached.submit``): qsub passes a script no arguments, so it is submitted
+#: from the control directory, which the script finds as ``$PBS_O_WORKDIR``.
+SUBMIT_SHELL = '(cd "$ctl" && qsub batch.sh)'
 
 
 def qsub_command(script_path: str) -> list[str]:

@@ -3,6 +3,7 @@ the login's jobs, however many the engine follows there."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -33,6 +34,13 @@ class QueueView:
     entries: dict[str, QueueEntry]
     known: bool = True
     error: str = ""
+    #: The ids the call asked about (PBS's); None: every job of the login (Slurm's).
+    asked: frozenset[str] | None = None
+
+    def answers_for(self, job_id: str) -> bool:
+        """Whether this view can tell anything of the job (a PBS call made for other
+        jobs can't: its silence is not an ending)."""
+        return self.known and (self.asked is None or job_id in self.asked)
 
     def of(self, job_id: str) -> QueueEntry | None:
         """The job's entry; None for a job the scheduler did not list (or when unknown)."""
@@ -60,6 +68,8 @@ class SchedulerQueue:
     calls: int = 0
     _view: QueueView | None = None
     _at: float = field(default=float("-inf"))
+    #: One status call at a time: the engine's followers and runners share the queue.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     #: The scheduler's name, for messages.
     name = "the scheduler"
@@ -69,12 +79,21 @@ class SchedulerQueue:
     ) -> QueueView:
         """The login's jobs (those of ``job_ids`` at least), from the last call if it is
         recent enough, else from a new one; ``fresh`` asks anew whatever the interval."""
-        now = self.clock()
-        if self._view is not None and not fresh and now - self._at < self.min_interval:
+        with self._lock:
+            now = self.clock()
+            if self._view is not None and not fresh and now - self._at < self.min_interval:
+                return self._view
+            self._at = now
+            self._view = self._status(transport, list(job_ids))
             return self._view
-        self._at = now
-        self._view = self._status(transport, list(job_ids))
-        return self._view
+
+    def age(self) -> float:
+        """Seconds since the last status call."""
+        return self.clock() - self._at
+
+    def expire(self) -> None:
+        """The next ``view`` asks anew (after a cancel, whose outcome is awaited)."""
+        self._at = float("-inf")
 
     def find(self, transport: Transport, job_uuid: uuid.UUID | str) -> str | None:
         """The scheduler's id of the job already submitted for this app job, if any: a
@@ -158,7 +177,10 @@ class PbsQueue(SchedulerQueue):
         # qstat exits non-zero when one of the ids is unknown (its history expired) and
         # still prints the others: what it printed counts, if it can be read.
         try:
-            return QueueView(pbs.parse_qstat_json(result.stdout.decode("utf-8", "replace")))
+            return QueueView(
+                pbs.parse_qstat_json(result.stdout.decode("utf-8", "replace")),
+                asked=frozenset(job_ids),
+            )
         except ValueError as exc:
             error = result.reason() if not result.ok else str(exc)
             return QueueView({}, known=False, error=f"qstat failed: {error}")
@@ -180,3 +202,49 @@ class PbsQueue(SchedulerQueue):
             return entry.ending
         why = view.error or "it no longer lists the job"
         return Ending("unknown", f"PBS could not say how job {job_id} ended: {why}")
+
+
+#: Views in a row (distinct status calls) that must show a job ended, or no longer list
+#: it, before it counts as ended by the scheduler: its exit code, written on a compute
+#: node, may reach the login node's view of the shared files a moment after the queue
+#: forgot the job.
+GONE_VIEWS = 2
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a new view says of one job: ``gone`` once it has left the queue (or ended
+    there) for good; ``reason`` why it waits, when listed as waiting; ``running`` when
+    listed as running."""
+
+    gone: bool = False
+    reason: str | None = None
+    running: bool = False
+
+
+@dataclass
+class QueueWatch:
+    """One job's reading of its queue's views: each view counts once, however often it
+    is looked at, and an unknown view changes nothing."""
+
+    job_id: str
+    _last: QueueView | None = None
+    _gone: int = 0
+
+    def see(self, view: QueueView) -> Verdict:
+        if view is self._last:
+            return Verdict()
+        self._last = view
+        if not view.answers_for(self.job_id):
+            return Verdict()  # unknown: ask again
+        entry = view.of(self.job_id)
+        if entry is None or entry.state == "ended":
+            self._gone += 1
+            return Verdict(gone=self._gone >= GONE_VIEWS)
+        self._gone = 0
+        if entry.state in ("queued", "held"):
+            return Verdict(reason=entry.reason or entry.raw_reason or "waiting")
+        return Verdict(running=entry.state in ("running", "ending", "suspended"))
+
+    def hurry(self, queue: SchedulerQueue) -> None:
+        queue.expire()

@@ -490,9 +490,18 @@ SUBMIT = (
     PREPARE
     + r"""cat > "$ctl/batch.sh" <<'DRS_BATCH_SCRIPT_END' || die "Writing $ctl/batch.sh failed"
 #!/bin/sh
-{batch}ctl="${{DRS_CTL:-$1}}"
-exec /bin/sh "$ctl/monitor.sh" "$ctl"
+{batch}# The control directory: sbatch passes it as $1; PBS runs the script from there.
+ctl="${{DRS_CTL:-${{1:-$PBS_O_WORKDIR}}}}"
+cd -- "$(cat -- "$ctl/cwd")" || exit 1
+# The scheduler's stop (a cancel, the time limit) signals the batch script, and where it
+# tracks processes by group, misses the program, which leads a session of its own: the
+# whole tree of the program is stopped from here too.
+trap 'pgid=$(cat -- "$ctl/pgid" 2>/dev/null) &&
+  /bin/sh "$ctl/tree.sh" stop "$ctl" "$pgid" 2 >/dev/null 2>&1; exit 143' TERM INT
+/bin/sh "$ctl/monitor.sh" "$ctl" &
+wait $!
 DRS_BATCH_SCRIPT_END
+printf '%s' "$PWD" > "$ctl/cwd" || die "Writing $ctl/cwd failed"
 answer=$({submit} 2>"$ctl/launch.err") ||
   die "The scheduler refused the job: $(cat -- "$ctl/launch.err")"
 printf '%s\n' "$answer"
@@ -580,9 +589,10 @@ while (1) {
         while (my $line = <$fh>) {
             chomp $line;
             if ($line eq 'END') { $complete = 1; last }
-            my ($id, $o0, $o1, $hex, $monitor) = split / /, $line;
+            my ($id, $o0, $o1, $hex, $monitor, $waiting) = split / /, $line;
             next unless defined $hex;
-            $new{$id} = $jobs{$id} || [pack('H*', $hex), $o0 + 0, $o1 + 0, ($monitor || 0) + 0, 0];
+            $new{$id} = $jobs{$id} || [pack('H*', $hex), $o0 + 0, $o1 + 0, ($monitor || 0) + 0, 0,
+                                       ($waiting || '') eq 'w'];
         }
         close $fh;
         if ($complete) { %jobs = %new; $stamp = $now }
@@ -591,6 +601,11 @@ while (1) {
     for my $id (keys %jobs) {
         my $job = $jobs{$id};
         my $ended = -e "$job->[0]/exit_code";
+        if ($job->[5] && ($ended || -e "$job->[0]/pgid")) {
+            # A job at a batch scheduler: its batch script has started the program.
+            print "S $id\n";
+            $job->[5] = 0;
+        }
         my $more = 0;
         for my $s (0, 1) {
             my $path = $job->[0] . ($s ? '/stderr' : '/stdout');
