@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 
 from django_remote_submission import jobs, scheduling
+from django_remote_submission.exceptions import RemoteSubmissionError
 from django_remote_submission.models import Job, Log
 from django_remote_submission.runner import control_directory, resume_job, run_job
 from django_remote_submission.schedulers import slurm
@@ -350,3 +351,32 @@ def test_a_hundred_thousand_lines_reach_the_database_live_and_exactly_once(stack
     job.refresh_from_db()
     assert (job.state, job.exit_code) == ("success", 0)
     assert numbers(job) == list(range(1, lines + 1))
+
+
+def test_a_partition_slurm_refuses_fails_the_job_with_slurm_s_words(slurm_target):
+    slurm_target.server.scheduler_partition = "nosuchpartition"
+    slurm_target.server.save()
+    job = slurm_target.job("print('never')")
+    with pytest.raises(RemoteSubmissionError):
+        run_job(job, slurm_target.options())
+    job.refresh_from_db()
+    assert (job.state, job.status, job.scheduler_job_id) == ("failure", "failure", "")
+    assert job.error.startswith("Could not submit the program in ")
+    assert job.error.endswith(
+        "sbatch: error: Batch job submission failed: Invalid partition name specified"
+    )
+    assert slurm_jobs(slurm_target, job_name(job.uuid)) == []
+
+
+def test_hostile_names_are_names_under_slurm_too(slurm_target):
+    directory = f"{slurm_target.directory}/-x $(touch pwned) 'q';\"d\nline"
+    job = slurm_target.job(
+        "print('n', 1)", remote_directory=directory, remote_filename="-delete $(id).py"
+    )
+    run_job(job, slurm_target.options())
+    job.refresh_from_db()
+    assert (job.state, job.exit_code) == ("success", 0)
+    assert numbers(job) == [1]
+    found = slurm_target.transport.run(["find", slurm_target.directory, "-name", "pwned"])
+    assert found.stdout == b""
+    assert slurm_target.transport.exists(f"{directory}/-delete $(id).py")
