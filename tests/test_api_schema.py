@@ -83,12 +83,13 @@ def fuzz_world(transactional_db, settings, monkeypatch):
     return {
         "headers": {"Authorization": f"Basic {token}"},
         # What a schema cannot say of a valid body: which rows exist, which interpreters
-        # a server offers, what a host key is.
+        # a server offers, what a host key is, what a server's limits allow.
         "references": {
             "server": server.pk,
             "interpreter": interpreter.pk,
             "interpreters": [interpreter.pk],
             "host_key": "",
+            "resources": {},
         },
     }
 

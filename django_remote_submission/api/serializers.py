@@ -6,8 +6,10 @@ from typing import Any, TypeVar
 
 from django.db import models
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from django_remote_submission import scheduling
 from django_remote_submission.api.fields import (
     StrictBooleanField,
     StrictCharField,
@@ -30,9 +32,32 @@ RUNTIME_FIELDS = [
     "finished_at",
     "cancel_requested_at",
     "task_id",
+    "scheduler_job_id",
+    "scheduler_reason",
+    "pending_since",
     "created",
     "modified",
 ]
+
+_COUNT = {"type": "integer", "minimum": 1, "nullable": True}
+
+#: What a job may ask its server's batch scheduler for (``Job.resources``); the server's
+#: limits (``GET /servers/{id}/``) say how much.
+RESOURCES_SCHEMA = {
+    "type": "object",
+    "description": "What the job asks its server's batch scheduler for; left out or {}: "
+    "the server's defaults. A server that runs jobs directly takes none. Memory and GPUs "
+    "are per node; directives need an option the server allows.",
+    "properties": {
+        "cpus": _COUNT,
+        "memory_mb": _COUNT,
+        "time_limit_s": _COUNT,
+        "gpus": _COUNT,
+        "nodes": _COUNT,
+        "directives": {"type": "array", "items": {"type": "string"}},
+    },
+    "additionalProperties": False,
+}
 
 
 _M = TypeVar("_M", bound=models.Model)
@@ -60,7 +85,23 @@ class InterpreterSerializer(_ModelSerializer[Interpreter]):
         read_only_fields = ["created", "modified"]
 
 
+#: How a server launches its jobs and the most a job may ask of it: set in the admin.
+SCHEDULER_FIELDS = [
+    "scheduler",
+    "scheduler_time_limit",
+    "max_cpus",
+    "max_memory_mb",
+    "max_time_limit",
+    "max_gpus",
+    "max_nodes",
+]
+
+
 class ServerSerializer(_ModelSerializer[Server]):
+    scheduler_allowed_options = serializers.SerializerMethodField(
+        help_text="The directive options a job may set in resources.directives."
+    )
+
     class Meta:
         model = Server
         fields = [
@@ -71,15 +112,27 @@ class ServerSerializer(_ModelSerializer[Server]):
             "username",
             "host_key",
             "interpreters",
+            *SCHEDULER_FIELDS,
+            "scheduler_allowed_options",
             "created",
             "modified",
         ]
-        read_only_fields = ["created", "modified"]
+        read_only_fields = ["created", "modified", *SCHEDULER_FIELDS]
         # The column takes any integer; a TCP port does not.
         extra_kwargs = {"port": {"min_value": 1, "max_value": 65535}}
 
+    def get_scheduler_allowed_options(self, server: Server) -> list[str]:
+        return sorted(scheduling.defaults_of(server).allowed_options)
+
+
+@extend_schema_field(RESOURCES_SCHEMA)
+class ResourcesField(serializers.JSONField):
+    """``Job.resources``: checked against the job's server in ``JobSerializer.validate``."""
+
 
 class JobSerializer(_ModelSerializer[Job]):
+    resources = ResourcesField(required=False)
+
     class Meta:
         model = Job
         fields = [
@@ -90,6 +143,7 @@ class JobSerializer(_ModelSerializer[Job]):
             "remote_filename",
             "server",
             "interpreter",
+            "resources",
             *RUNTIME_FIELDS,
         ]
         read_only_fields = RUNTIME_FIELDS
@@ -101,6 +155,11 @@ class JobSerializer(_ModelSerializer[Job]):
             raise serializers.ValidationError(
                 {"interpreter": "The Interpreter picked is not valid for this server."}
             )
+        if server and ("resources" in attrs or "server" in attrs):
+            resources = attrs.get("resources", getattr(self.instance, "resources", {}))
+            problems = scheduling.resource_problems(server, resources)
+            if problems:
+                raise serializers.ValidationError({"resources": problems})
         return attrs
 
 

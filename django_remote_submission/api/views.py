@@ -16,6 +16,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from django_remote_submission import scheduling
 from django_remote_submission.api import serializers
 from django_remote_submission.api.filters import ExactFilterBackend, SearchFilter
 from django_remote_submission.api.permissions import (
@@ -101,7 +102,7 @@ class InterpreterViewSet(_InUseMixin, viewsets.ModelViewSet[Interpreter], _ViewS
 class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
     serializer_class = serializers.JobSerializer
     permission_classes = [OwnerOrModelPermission]
-    filterset_fields = ["title", "status", "server", "interpreter", "owner"]
+    filterset_fields = ["title", "status", "state", "server", "interpreter", "owner"]
     ordering_fields = ["id", "title", "status", "created", "modified", "started_at"]
     search_fields = ["title", "remote_directory", "remote_filename"]
     conflicts = {
@@ -148,6 +149,17 @@ class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
         values["username"] = values.get("username") or None
         return values
 
+    def _check_resources(self, job: Job, options: dict[str, Any]) -> None:
+        """Refuse with 400, before anything is queued, a run its server's scheduler would
+        refuse: a timeout over its longest time limit, or resources over a limit lowered
+        since the job was written."""
+        problems = scheduling.resource_problems(job.server, job.resources)
+        if problems:
+            raise ValidationError({"resources": problems})
+        problems = scheduling.resource_problems(job.server, job.resources, options.get("timeout"))
+        if problems:
+            raise ValidationError({"timeout": problems})
+
     def _check_login(self, request: Request, job: Job, options: dict[str, Any]) -> None:
         """Refuse with 403, before anything is created or queued, a login the
         requesting user may not use (see :mod:`django_remote_submission.logins`)."""
@@ -184,6 +196,7 @@ class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
         if refused is not None:
             return refused
         options = self._options(request)
+        self._check_resources(job, options)
         self._check_login(request, job, options)
         return self._enqueue(job, options)
 
@@ -208,6 +221,7 @@ class JobViewSet(viewsets.ModelViewSet[Job], _ViewSet):
         job = self.get_object()
         # Before the copy: a bad body or a refused login leaves nothing behind.
         options = self._options(request)
+        self._check_resources(job, options)
         self._check_login(request, job, options)
         return self._enqueue(job.duplicate(), options)
 
