@@ -368,7 +368,10 @@ class JobRunner:
         except (TransportError, ValueError) as exc:
             # A submission that timed out, or whose answer was lost, may have queued the
             # job all the same: look it up by its name before saying it failed.
-            job_id = self._submitted_already()
+            try:
+                job_id = self._submitted_already()
+            except TransportError as lookup:
+                raise TransportError(f"{exc} {lookup}") from exc
             if job_id is None:
                 raise TransportError(str(exc)) from exc
         if not jobs.submitted(job, self.owner, scheduler_job_id=job_id):

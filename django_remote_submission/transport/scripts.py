@@ -484,8 +484,10 @@ cat -- "$ctl/pgid" "$ctl/monitor.pid"
 #: from the job's directory; the scheduler's answer is printed. ``{batch}`` is the
 #: script's text after its ``#!`` line; its header lines hold no newline (the schedulers'
 #: header builders refuse one), so none of them can be the heredoc's last line.
-#: ``{submit}`` is the submission command, which passes the control directory's
-#: absolute path to the script: as ``$1`` (sbatch) or as ``DRS_CTL`` (qsub -v).
+#: ``{submit}`` is the submission command, which tells the script the control directory's
+#: absolute path: as ``$1`` (sbatch), or by submitting from there (qsub: the script reads
+#: ``$PBS_O_WORKDIR``). The script enters the job's directory, recorded in ``cwd``, and
+#: passes the scheduler's stop (TERM) on to the program's whole tree.
 SUBMIT = (
     PREPARE
     + r"""cat > "$ctl/batch.sh" <<'DRS_BATCH_SCRIPT_END' || die "Writing $ctl/batch.sh failed"
@@ -502,7 +504,7 @@ trap 'pgid=$(cat -- "$ctl/pgid" 2>/dev/null) &&
 wait $!
 DRS_BATCH_SCRIPT_END
 printf '%s' "$PWD" > "$ctl/cwd" || die "Writing $ctl/cwd failed"
-answer=$({submit} 2>"$ctl/launch.err") ||
+answer=$( {submit} 2>"$ctl/launch.err") ||
   die "The scheduler refused the job: $(cat -- "$ctl/launch.err")"
 printf '%s\n' "$answer"
 """
