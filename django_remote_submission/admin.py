@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
+from django_remote_submission import scheduling
 from django_remote_submission.diagnostics import check_and_record_server
 from django_remote_submission.exceptions import LoginRefused, RemoteSubmissionError
 from django_remote_submission.logins import check_login, check_server_login
@@ -167,9 +168,47 @@ class InterpreterAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(Server)
 class ServerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ["title", "hostname", "port", "username", "has_pinned_key", "modified"]
+    list_display = [
+        "title",
+        "hostname",
+        "port",
+        "username",
+        "scheduler",
+        "has_pinned_key",
+        "modified",
+    ]
+    list_filter = ["scheduler"]
     search_fields = ["title", "hostname"]
     filter_horizontal = ["interpreters", "allowed_users", "allowed_groups"]
+    fieldsets = (
+        (None, {"fields": ("title", "hostname", "port", "username", "host_key", "interpreters")}),
+        (
+            _("Batch scheduler"),
+            {
+                "classes": ("collapse",),
+                "description": _(
+                    "By default jobs start directly on the machine the app logs in to. "
+                    "Pick Slurm or PBS to submit them through its batch scheduler instead, "
+                    "with these defaults and limits; a job asking for more is refused "
+                    "before it is submitted."
+                ),
+                "fields": (
+                    "scheduler",
+                    ("scheduler_partition", "scheduler_account", "scheduler_qos"),
+                    "scheduler_time_limit",
+                    "scheduler_directives",
+                    "scheduler_allowed_options",
+                    ("max_cpus", "max_memory_mb", "max_gpus", "max_nodes"),
+                    "max_time_limit",
+                    "scheduler_poll_interval",
+                ),
+            },
+        ),
+        (
+            _("Who may use the worker's credentials"),
+            {"fields": ("allowed_users", "allowed_groups")},
+        ),
+    )
 
     actions = ["test_connection", "pin_host_key"]
 
@@ -295,6 +334,9 @@ STATUS_FIELDS = (
     "duration",
     "exit_code",
     "error",
+    "scheduler_job_id",
+    "scheduler_reason",
+    "pending_since",
 )
 #: What the worker keeps to follow the job: for someone debugging the app, folded away.
 #: run_options is left out: it holds the run's secrets, sealed.
@@ -315,8 +357,57 @@ INTERNAL_FIELDS = (
 RUNTIME_FIELDS = STATUS_FIELDS + INTERNAL_FIELDS
 
 
+class ResourcesField(forms.JSONField):
+    """``Job.resources`` as JSON; left blank, the server's defaults (``{}``)."""
+
+    def to_python(self, value: Any) -> Any:
+        found = super().to_python(value)
+        return {} if found is None else found
+
+
+class JobForm(forms.ModelForm):  # type: ignore[type-arg]
+    resources = ResourcesField(
+        required=False,
+        label=_("Resources"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=Job._meta.get_field("resources").help_text,
+    )
+
+    class Meta:
+        model = Job
+        fields = [
+            "title",
+            "owner",
+            "server",
+            "interpreter",
+            "resources",
+            "program",
+            "remote_directory",
+            "remote_filename",
+        ]
+
+    def add_error(self, field: str | None, error: Any) -> None:
+        # Job.clean checks the job's resources against its server's limits as they are
+        # now. Where the form does not edit them (the job was sent, or ended, with them),
+        # a limit lowered since must not keep its other fields from being saved.
+        if (
+            field is None
+            and "resources" not in self.fields
+            and isinstance(error, ValidationError)
+            and hasattr(error, "error_dict")
+        ):
+            rest = {
+                name: errors for name, errors in error.error_dict.items() if name != "resources"
+            }
+            if not rest:
+                return
+            error = ValidationError(rest)
+        super().add_error(field, error)
+
+
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = JobForm
     # What fits a 1280 px wide page: the rest is on the job's page.
     list_display = ["id", "title", "state", "owner", "server", "started_at", "duration"]
     list_display_links = ["id", "title"]
@@ -330,7 +421,7 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     actions = ["submit_to_server", "resubmit", "cancel"]
     fieldsets = (
         (_("Status"), {"fields": STATUS_FIELDS}),
-        (None, {"fields": ("title", "owner", "server", "interpreter", "program")}),
+        (None, {"fields": ("title", "owner", "server", "interpreter", "resources", "program")}),
         (_("Remote location"), {"fields": ("remote_directory", "remote_filename")}),
         (_("Internals"), {"fields": INTERNAL_FIELDS, "classes": ("collapse",)}),
     )
@@ -355,6 +446,9 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             # An ended job is a record of what ran: only its name may change.
             editable = [field.name for field in Job._meta.fields if field.name != "title"]
             return (*RUNTIME_FIELDS, *(name for name in editable if name not in RUNTIME_FIELDS))
+        if obj is not None and obj.state != Job.State.QUEUED:
+            # What it asked its scheduler for was sent with it.
+            return (*RUNTIME_FIELDS, "resources")
         return RUNTIME_FIELDS
 
     def save_model(self, request: HttpRequest, obj: Job, form: Any, change: bool) -> None:
@@ -432,6 +526,11 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         for job in queryset:
             if not copy and job.status == Job.STATUS.submitted:
                 self.message_user(request, f"{job} is running: skipped.", messages.WARNING)
+                continue
+            # What its server's scheduler would refuse is refused here, before it is sent.
+            problems = scheduling.resource_problems(job.server, job.resources, options["timeout"])
+            if problems:
+                self.message_user(request, f"{job}: {' '.join(problems)}", messages.ERROR)
                 continue
             try:
                 check_login(

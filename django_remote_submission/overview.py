@@ -1,5 +1,5 @@
-"""What the operators' page shows: jobs by state per server, running and stuck jobs,
-each server's last connection test, and which workers are alive."""
+"""What the operators' page shows: jobs by state per server, running, pending and stuck
+jobs, each server's last connection test, and which workers are alive."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from django_remote_submission.events import iso_time
 from django_remote_submission.models import Job, Server, WorkerBeat
 from django_remote_submission.where import alive_within, duration_text, last_output_time
 
-#: Rows shown at most in the lists of running and stuck jobs, oldest first.
+#: Rows shown at most in the lists of running, pending and stuck jobs, oldest first.
 ROWS_SHOWN = 200
 
 STATES = [state.value for state in Job.State]
@@ -64,6 +64,31 @@ def running_jobs(now: dt.datetime, job_url: JobUrl) -> list[dict[str, Any]]:
             }
         )
     return jobs
+
+
+def pending_jobs(now: dt.datetime, job_url: JobUrl) -> list[dict[str, Any]]:
+    """Jobs a batch scheduler holds, and why, longest waiting first."""
+    rows = (
+        Job.objects.filter(state=Job.State.PENDING)
+        .select_related("server", "owner")
+        .order_by("pending_since", "id")[:ROWS_SHOWN]
+    )
+    return [
+        {
+            "id": job.pk,
+            "title": job.title,
+            "url": job_url(job.pk),
+            "server": str(job.server.title),
+            "owner": job.owner.get_username(),
+            "scheduler_job_id": job.scheduler_job_id,
+            "pending_since": iso_time(job.pending_since),
+            "waiting": duration_text((now - job.pending_since).total_seconds())
+            if job.pending_since
+            else "",
+            "reason": job.scheduler_reason,
+        }
+        for job in rows
+    ]
 
 
 def stuck_jobs(now: dt.datetime, job_url: JobUrl) -> list[dict[str, Any]]:
@@ -151,5 +176,6 @@ def overview(job_url: JobUrl, now: dt.datetime | None = None) -> dict[str, Any]:
         "workers": beats,
         "servers": servers(now),
         "running": running_jobs(now, job_url),
+        "pending": pending_jobs(now, job_url),
         "stuck": stuck_jobs(now, job_url),
     }

@@ -20,7 +20,7 @@ from celery.signals import worker_init, worker_ready, worker_shutting_down
 from celery.utils import uuid
 from django.db import transaction
 
-from django_remote_submission import jobs, secrets, worker
+from django_remote_submission import jobs, scheduling, secrets, worker
 from django_remote_submission.conf import conf
 from django_remote_submission.exceptions import (
     HandedOver,
@@ -255,6 +255,13 @@ def submit_job_to_server(
     except ValueError as exc:
         record_failure(job, exc)
         raise
+    # What the server's scheduler would refuse (or what a direct server can't give) ends
+    # the job here, in words, before anything is sent.
+    problems = scheduling.resource_problems(job.server, job.resources, options.timeout)
+    if problems:
+        refused = ValueError("; ".join(problems))
+        record_failure(job, refused)
+        raise refused
     # In a worker whose sweep runs the host's followers, a job still running after a
     # moment is handed to them (a short job ends here, at once), and this slot is free.
     hand_over = (

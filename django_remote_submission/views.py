@@ -92,6 +92,7 @@ class JobUserStatusView(LoginRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         jobs = Job.objects.filter(owner_id=self.request.user.pk).order_by("-modified", "-id")
+        jobs = jobs.select_related("server")  # the where line names a job's batch scheduler
         context["jobs"] = with_last_output(list(jobs[:10]))
         context["socket"] = f"{conf.WEBSOCKET_PREFIX}job-user/"
         return context

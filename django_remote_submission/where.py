@@ -12,9 +12,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
+from django_remote_submission import scheduling
 from django_remote_submission.conf import conf
 from django_remote_submission.events import iso_time
-from django_remote_submission.models import Job, Log, WorkerBeat
+from django_remote_submission.models import Job, Log, Server, WorkerBeat
 
 State = Job.State
 
@@ -73,6 +74,32 @@ def _between(start: dt.datetime, end: dt.datetime) -> float:
     return (end - start).total_seconds()
 
 
+def scheduler_name(job: Job) -> str:
+    """The batch scheduler a job not ended yet goes through ("Slurm", "PBS"); "" for a
+    direct server, an ended job, or a row without its server (which is not read then)."""
+    if job.is_finished:
+        return ""
+    try:
+        server = job.server
+    except Server.DoesNotExist:  # a row that has no server yet
+        return ""
+    kind = scheduling.kind_of(server)
+    return kind.name if kind is not None else ""
+
+
+def _pending_parts(job: Job, now: dt.datetime) -> list[str | Clock]:
+    where = {"scheduler": scheduler_name(job) or _("the batch scheduler")}
+    parts: list[str | Clock] = [_("Waiting at %(scheduler)s") % where]
+    if job.pending_since is not None:
+        parts = [
+            _("Waiting at %(scheduler)s for ") % where,
+            Clock(_between(job.pending_since, now)),
+        ]
+    if job.scheduler_reason:
+        parts.append(": " + job.scheduler_reason)
+    return parts
+
+
 def where_parts(
     job: Job,
     *,
@@ -95,6 +122,8 @@ def where_parts(
         ]
     if state == State.STARTING:
         return [_("Starting: connecting to the server and uploading the program")]
+    if state == State.PENDING:
+        return _pending_parts(job, now)
     if state == State.RUNNING:
         if job.started_at is None:  # a status set by hand, as 2.x code may
             return [_("Running")]
@@ -135,9 +164,9 @@ def where_html(
     waiting: str | None = None,
 ) -> SafeString:
     """The line as HTML, each span of time a ``<time>``, in a ``<span data-drs-where>``
-    that carries what ``job-where.js`` needs to keep it live: the job's times, and the
-    server's clock (``data-now``), so that a browser whose clock is off still counts
-    right."""
+    that carries what ``job-where.js`` needs to keep it live: the job's times, its batch
+    scheduler and why that holds it, and the server's clock (``data-now``), so that a
+    browser whose clock is off still counts right."""
     now = now or timezone.now()
     if waiting is None and job.state == State.QUEUED and job.queued_at is not None:
         waiting = waiting_reason(now)
@@ -157,7 +186,8 @@ def where_html(
     return format_html(
         '<span class="drs-where drs-where-{}" data-drs-where data-job="{}" data-state="{}" '
         'data-queued-at="{}" data-started-at="{}" data-finished-at="{}" '
-        'data-last-output="{}" data-waiting="{}" data-now="{}">{}</span>',
+        'data-last-output="{}" data-waiting="{}" data-scheduler="{}" data-pending-since="{}" '
+        'data-reason="{}" data-now="{}">{}</span>',
         job.state,
         job.pk,
         job.state,
@@ -166,6 +196,9 @@ def where_html(
         iso_time(job.finished_at) or "",
         iso_time(last_output) or "",
         waiting or "",
+        scheduler_name(job),
+        iso_time(job.pending_since) or "",
+        job.scheduler_reason,
         iso_time(now) or "",
         inner,
     )

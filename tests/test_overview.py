@@ -85,6 +85,7 @@ def test_jobs_are_counted_by_state_per_server_in_one_query(django_assert_num_que
     assert first["counts"] == {
         "queued": 2,
         "starting": 0,
+        "pending": 0,
         "running": 1,
         "finishing": 0,
         "success": 1,

@@ -26,5 +26,8 @@ def job_where(job: Job, last_output: dt.datetime | None = None) -> SafeString:
 @register.filter
 def shown_status(job: Job) -> str:
     """The status a page shows: 2.x's, except that a canceled job (status ``failure``)
-    says ``canceled``: ``{{ job|shown_status }}``."""
-    return "canceled" if job.state == Job.State.CANCELED else job.status
+    says ``canceled``, and one waiting at its batch scheduler (status ``submitted``)
+    ``pending``: ``{{ job|shown_status }}``."""
+    if job.state in (Job.State.CANCELED, Job.State.PENDING):
+        return str(job.state)
+    return job.status

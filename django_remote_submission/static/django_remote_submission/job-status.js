@@ -36,8 +36,10 @@
         link.textContent = frame.title;
         row.cells[1].replaceChildren(link);
       }
-      // A canceled job keeps 2.x's status "failure"; its state says "canceled".
-      cell(row, 2, frame.state === "canceled" ? "canceled" : frame.status);
+      // A canceled job keeps 2.x's status "failure", a pending one "submitted": their
+      // states say more (as the shown_status filter).
+      var shown = frame.state === "canceled" || frame.state === "pending";
+      cell(row, 2, shown ? frame.state : frame.status);
       while (row.cells.length <= 3) {
         row.insertCell(-1);
       }

@@ -1,10 +1,11 @@
 // Where a job is, in one line kept live: every element with data-drs-where (the
 // job_where template tag writes them, with the job's times in data attributes) is
-// written again each second, so that "queued for" and "running for" tick without
-// polling. "drs:status" events (job-log.js and job-status.js dispatch one per status
-// frame) move the line to the job's new state; "drs:log" events (job-log.js, per batch
-// of lines) move its last output. The words are those of django_remote_submission/
-// where.py, which writes the line the page comes with. Text goes in with textContent.
+// written again each second, so that "queued for", "waiting at" and "running for" tick
+// without polling. "drs:status" events (job-log.js and job-status.js dispatch one per
+// status frame) move the line to the job's new state, and a pending job's reason and
+// "since"; "drs:log" events (job-log.js, per batch of lines) move its last output. The
+// words are those of django_remote_submission/where.py, which writes the line the page
+// comes with. Text goes in with textContent.
 (function () {
   "use strict";
 
@@ -53,6 +54,18 @@
     canceled: ["Canceled before it started", "Canceled after "],
   };
 
+  // At the batch scheduler: since when, and why it holds the job (the frame says).
+  function pendingParts(data, at) {
+    var scheduler = data.scheduler || "the batch scheduler";
+    var since = time(data.pendingSince);
+    var result = isNaN(since) ? ["Waiting at " + scheduler]
+      : ["Waiting at " + scheduler + " for ", clock(at - since)];
+    if (data.reason) {
+      result.push(": " + data.reason);
+    }
+    return result;
+  }
+
   // The line's parts, strings and <time> elements, as where.where_parts makes them.
   function parts(data) {
     var at = now();
@@ -69,6 +82,8 @@
         return ["Queued for ", clock(at - queued), ": " + (data.waiting || "waiting for a free worker")];
       case "starting":
         return ["Starting: connecting to the server and uploading the program"];
+      case "pending":
+        return pendingParts(data, at);
       case "running":
         if (isNaN(started)) {
           return ["Running"];
@@ -112,6 +127,8 @@
       queued_at: "queuedAt",
       started_at: "startedAt",
       finished_at: "finishedAt",
+      pending_since: "pendingSince",
+      scheduler_reason: "reason",
     };
     Object.keys(keys).forEach(function (key) {
       if (key in frame) {
@@ -146,7 +163,7 @@
   function tick() {
     document.querySelectorAll("[data-drs-where]").forEach(function (element) {
       var state = element.dataset.state;
-      if (state === "queued" || state === "running") {
+      if (state === "queued" || state === "pending" || state === "running") {
         render(element);
       }
     });

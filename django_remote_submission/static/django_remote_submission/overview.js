@@ -60,6 +60,14 @@
       [function (j) { return j.duration; }, "drs-duration"],
       [function (j) { return j.since_output; }]
     ], function (tr, j) { tr.dataset.job = j.id; });
+    fill(document.getElementById("drs-pending"), data.pending, [
+      [jobLink],
+      [function (j) { return j.server; }],
+      [function (j) { return j.owner; }],
+      [function (j) { return j.scheduler_job_id; }],
+      [function (j) { return j.waiting; }],
+      [function (j) { return j.reason; }]
+    ], function (tr, j) { tr.dataset.job = j.id; });
     fill(document.getElementById("drs-stuck"), data.stuck, [
       [jobLink],
       [function (j) { return j.server; }],
