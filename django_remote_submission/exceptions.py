@@ -61,3 +61,8 @@ class HandedOver(RemoteSubmissionError):
 class NotClaimed(RemoteSubmissionError):
     """The job was not queued when this run wanted it: another worker holds it, it was
     canceled, or it ended."""
+
+
+class ResourcesRefused(RemoteSubmissionError, ValueError):
+    """What a job asks of its server is more than the server allows, or can't be asked
+    there: refused before anything is sent, each problem in words."""

@@ -27,6 +27,7 @@ from django_remote_submission.exceptions import (
     JobCanceled,
     LeaseLost,
     NotClaimed,
+    ResourcesRefused,
     SecretError,
 )
 from django_remote_submission.keys import deploy_key, find_public_key, remove_key
@@ -259,7 +260,7 @@ def submit_job_to_server(
     # the job here, in words, before anything is sent.
     problems = scheduling.resource_problems(job.server, job.resources, options.timeout)
     if problems:
-        refused = ValueError("; ".join(problems))
+        refused = ResourcesRefused(" ".join(problems))
         record_failure(job, refused)
         raise refused
     # In a worker whose sweep runs the host's followers, a job still running after a

@@ -9,6 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from django_remote_submission.exceptions import ResourcesRefused
 from django_remote_submission.models import Job, Server
 from django_remote_submission.overview import overview
 from django_remote_submission.tasks import submit_job_to_server
@@ -419,7 +420,7 @@ def test_the_task_refuses_what_the_server_would_not_take_before_sending_it(
         submit_job_to_server(job_pk=job.pk, timeout=timeout)
     job.refresh_from_db()
     assert (job.state, job.status) == ("failure", "failure")
-    assert error in job.error
+    assert job.error == error
     assert job.started_at is None
     assert job.scheduler_job_id == ""
 
@@ -428,11 +429,11 @@ def test_the_task_refuses_what_the_server_would_not_take_before_sending_it(
 def test_the_task_joins_every_problem_in_one_failure():
     job = make_job(server=make_server(scheduler="slurm", max_cpus=2, max_memory_mb=100))
     Job.objects.filter(pk=job.pk).update(resources={"cpus": 3, "memory_mb": 200})
-    with pytest.raises(ValueError, match="at most 2.; 200 MB of memory"):
+    with pytest.raises(ResourcesRefused, match="at most 2. 200 MB of memory"):
         submit_job_to_server(job_pk=job.pk)
     job.refresh_from_db()
     assert job.state == "failure"
-    assert job.error.endswith(
-        "3 CPUs asked, this server allows at most 2.; "
+    assert job.error == (
+        "3 CPUs asked, this server allows at most 2. "
         "200 MB of memory asked, this server allows at most 100."
     )
