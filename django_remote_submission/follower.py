@@ -44,6 +44,7 @@ from django_remote_submission.runner import (
     control_directory,
     login_name,
     resume_job,
+    running_as,
 )
 from django_remote_submission.schedulers.poll import QueueView, QueueWatch
 from django_remote_submission.transport import Transport
@@ -630,7 +631,7 @@ class Follower:
             reason = (
                 f"{lost} Connecting again failed for {conf.RECONNECT_TIMEOUT:g} s "
                 "(REMOTE_SUBMISSION_RECONNECT_TIMEOUT). The program may still be running on "
-                f"the server, as process group {followed.job.remote_pgid}."
+                f"the server, {running_as(followed.job)}."
             )
             followed.writer.sink = None
 

@@ -117,6 +117,15 @@ def _text(value: object) -> str | None:
     return str(value) if value is not None else None
 
 
+def running_as(job: Job) -> str:
+    """Where a job's program may still run, for a reason that says so: "as process group
+    123" (direct), "as Slurm job 456" (through a scheduler)."""
+    kind = scheduling.kind_of(job.server)
+    if kind is not None and job.scheduler_job_id:
+        return f"as {kind.name} job {job.scheduler_job_id}"
+    return f"as process group {job.remote_pgid}"
+
+
 def login_name(job: Job, username: str | None = None) -> str:
     """The SSH login: the one asked for, else the server's default, else the owner's."""
     return username or job.server.username or job.owner.get_username()
@@ -753,8 +762,9 @@ class JobRunner:
         if not canceled and (self._canceled or self._cancel_requested(force=True)):
             canceled = True
             where = (
-                f" It may still run on the server as process group {self.job.remote_pgid}."
-                if self.job.remote_pgid is not None and "may still" not in str(exc)
+                f" It may still run on the server, {running_as(self.job)}."
+                if (self.job.remote_pgid is not None or self.job.scheduler_job_id)
+                and "may still" not in str(exc)
                 else ""
             )
             exc = RemoteSubmissionError(f"Canceled, but stopping the job failed: {exc}{where}")
@@ -792,8 +802,7 @@ class JobRunner:
                 raise ServerGone(
                     f"{lost} Connecting again failed for {conf.RECONNECT_TIMEOUT:g} s "
                     f"(REMOTE_SUBMISSION_RECONNECT_TIMEOUT), last with: {last} The program "
-                    "may still be running on the server, as process group "
-                    f"{self.job.remote_pgid}."
+                    f"may still be running on the server, {running_as(self.job)}."
                 ) from lost
             time.sleep(min(pause, remaining))
             pause = min(RECONNECT_MAX_PAUSE, pause * 2)
