@@ -137,6 +137,28 @@ def test_the_job_s_timeout_is_slurm_s_time_limit(slurm_target):
     assert slurm_target.transport.run(["pgrep", "-f", f"{job.remote_directory}"]).stdout == b""
 
 
+def test_a_job_an_administrator_scancels_ends_saying_so(slurm_target, slurm_cluster):
+    import threading
+
+    marker = uuid.uuid4().hex
+    job = slurm_target.job(FOREVER + f"\n# {marker}\n")
+    thread = threading.Thread(target=run_job, args=(job, slurm_target.options()))
+    thread.start()
+    try:
+        wait_for(lambda: Log.objects.filter(job=job).count() >= 10, what="the first lines")
+        slurm_cluster.command("scancel", Job.objects.get(pk=job.pk).scheduler_job_id)
+    finally:
+        thread.join(120)
+    assert not thread.is_alive()
+    job.refresh_from_db()
+    assert (job.state, job.status, job.exit_code) == ("failure", "failure", None)
+    assert job.error == "Slurm ended the job: it was canceled (scancel)."
+    printed = numbers(job)
+    assert printed == list(range(1, len(printed) + 1))
+    # The batch script passed Slurm's stop on to the program, in a session of its own.
+    assert slurm_target.transport.run(["pgrep", "-f", marker]).stdout == b""
+
+
 def test_a_retry_adopts_the_job_slurm_already_has_instead_of_submitting_it_again(slurm_target):
     # A worker died after sbatch and before it stored the id: the job is left starting,
     # its lease expired. Its Slurm job is there, by name.
