@@ -90,7 +90,7 @@ def status_payload(job: Job) -> dict[str, Any]:
 
 
 def _scheduler_name(job: Job) -> str:
-    """The name of the batch scheduler a job's server launches through ("Slurm", "PBS"), or ""."""
+    """"Slurm" or "PBS" for a job of a server that launches through one, else ""."""
     from django_remote_submission.scheduling import kind_of
 
     kind = kind_of(job.server) if job.server_id is not None else None
