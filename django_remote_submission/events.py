@@ -82,19 +82,10 @@ def status_payload(job: Job) -> dict[str, Any]:
         "state": job.state,
         "queued_at": iso_time(job.queued_at),
         "heartbeat": iso_time(job.heartbeat),
-        "scheduler": _scheduler_name(job),
         "scheduler_job_id": job.scheduler_job_id,
         "scheduler_reason": job.scheduler_reason,
         "pending_since": iso_time(job.pending_since),
     }
-
-
-def _scheduler_name(job: Job) -> str:
-    """The name of the batch scheduler a job's server launches through ("Slurm", "PBS"), or ""."""
-    from django_remote_submission.scheduling import kind_of
-
-    kind = kind_of(job.server) if job.server_id is not None else None
-    return kind.name if kind is not None else ""
 
 
 def log_payload(log: LogLike) -> dict[str, Any]:

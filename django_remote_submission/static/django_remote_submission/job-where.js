@@ -129,7 +129,6 @@
       finished_at: "finishedAt",
       pending_since: "pendingSince",
       scheduler_reason: "reason",
-      scheduler: "scheduler",
     };
     Object.keys(keys).forEach(function (key) {
       if (key in frame) {
