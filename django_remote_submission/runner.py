@@ -638,6 +638,10 @@ class JobRunner:
                     self.transport, self.job.scheduler_job_id
                 )
             ending = self.scheduler_ending or Ending("unknown", "")
+            if not canceled:
+                ending = scheduling.with_messages(
+                    self.job, self.transport, process.control_directory, ending
+                )
             return None, scheduling.ending_words(ending, canceled)
         if code is None:
             code = self.transport.wait_for_exit_code(process)
@@ -655,6 +659,13 @@ class JobRunner:
             )
         if code == 0:
             return code, ""
+        if self.scheduled and (code > 128 or code < 0):
+            # Killed by a signal: by the scheduler, for its memory, say?
+            ending = scheduling.with_messages(
+                self.job, self.transport, process.control_directory, Ending("unknown", "")
+            )
+            if ending.kind == "out_of_memory":
+                return code, f"{ending.message} The program was killed (exit code {code})."
         reason = self._last_stderr_line(process)
         if code in (126, 127):
             return code, f"The program could not be started (exit code {code}): {reason}"

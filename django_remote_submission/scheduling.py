@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from django_remote_submission.exceptions import TransportError
 from django_remote_submission.schedulers import pbs, slurm
 from django_remote_submission.schedulers.base import (
     Ending,
@@ -238,6 +239,28 @@ def cancel(job: Job, transport: Transport) -> str:
     assert job.scheduler_job_id
     result = transport.run(kind.cancel_command(job.scheduler_job_id), timeout=60)
     return "" if result.ok else result.reason()
+
+
+#: Bytes read from the end of Slurm's messages about a job.
+MESSAGES_TAIL = 4096
+
+
+def with_messages(job: Job, transport: Transport, control: str, ending: Ending) -> Ending:
+    """``ending`` made plain by what the scheduler wrote about the job into its control
+    directory (Slurm's ``slurm.err``): a job killed for its memory, say."""
+    if job.server.scheduler != "slurm":
+        return ending
+    path = f"{control}/{slurm.MESSAGES_FILE}"
+    try:
+        size = transport.file_size(path)
+        if not size:
+            return ending
+        text = transport.read_file(path, max(0, size - MESSAGES_TAIL)).decode("utf-8", "replace")
+    except TransportError:
+        return ending
+    memory = (job.resources or {}).get("memory_mb")
+    shown = f"{memory} MB" if isinstance(memory, int) and not isinstance(memory, bool) else ""
+    return slurm.ending_from_messages(ending, text, shown)
 
 
 def ending_words(ending: Ending, canceled: bool) -> str:

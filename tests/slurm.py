@@ -2,7 +2,12 @@
 
 It runs the Debian packages (``slurmctld slurmd slurm-client munge``) as root, with the
 configuration of ``/work/shared/slurm-on-one-box.md``: node ``localhost`` with 2 CPUs,
-partition ``debug``, no cgroups, no accounting.
+partition ``debug``, no cgroups, no accounting database; with three changes, so that a
+job's memory limit is enforced as on a real cluster: processes are tracked by their
+parent (``proctrack/linuxproc``: the program leads a session of its own, which
+``proctrack/pgid`` missed), memory is a consumable (``CR_CPU_Memory``, 50 MB a CPU
+unless a job asks), and a job over its memory is killed by Slurm's accounting
+(``jobacct_gather/linux`` each second, ``OverMemoryKill``).
 
 Slurm's daemons are machine-wide (``/etc/slurm/slurm.conf``, ports 6817 and 6818), and CI
 runs three pytest processes at once, so the cluster is shared between every process
@@ -84,14 +89,17 @@ SlurmctldPidFile={CTLD_PID}
 SlurmdPidFile={SLURMD_PID}
 SlurmctldLogFile={CTLD_LOG}
 SlurmdLogFile={SLURMD_LOG}
-ProctrackType=proctrack/pgid
+ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
+SelectTypeParameters=CR_CPU_Memory
+DefMemPerCPU=50
 SchedulerType=sched/builtin
 ReturnToService=2
 MpiDefault=none
-JobAcctGatherType=jobacct_gather/none
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=1
+JobAcctGatherParams=OverMemoryKill
 AccountingStorageType=accounting_storage/none
 KillWait=5
 NodeName={NODE} CPUs={CPUS} RealMemory=1000 State=UNKNOWN

@@ -213,7 +213,7 @@ def test_slurm_header_with_everything():
         "#SBATCH --gres=gpu:2\n"
         "#SBATCH --nodes=1\n"
         "#SBATCH --output=/dev/null\n"
-        "#SBATCH --error=/dev/null\n"
+        "#SBATCH --error=slurm.err\n"
         "#SBATCH --no-requeue\n"
     )
 
@@ -222,7 +222,7 @@ def test_slurm_header_with_nothing_asked_leaves_it_to_slurm():
     assert slurm.batch_header(make_submission()) == (
         "#SBATCH --job-name=drs-9c6d99c1-f850-45a9-bf79-6b45a80bdc45\n"
         "#SBATCH --output=/dev/null\n"
-        "#SBATCH --error=/dev/null\n"
+        "#SBATCH --error=slurm.err\n"
         "#SBATCH --no-requeue\n"
     )
 
@@ -979,3 +979,38 @@ def test_a_job_pbs_has_not_ended_is_never_taken_as_finished(job):
 )
 def test_pbs_reason_in_words(comment, words):
     assert pbs.reason_in_words(comment) == words
+
+
+# What Slurm itself writes about a job (the batch script's stderr, slurm.err) -----------
+
+#: slurmstepd's words on the test cluster (OverMemoryKill), and a cgroup's, as Slurm
+#: 22.05 writes them.
+ACCOUNTING_KILL = (
+    "slurmstepd-localhost: error: StepId=571.batch exceeded memory limit "
+    "(329895936 > 52428800), being killed\n"
+    "slurmstepd-localhost: error: Exceeded job memory limit\n"
+    "slurmstepd-localhost: error: *** JOB 571 ON localhost CANCELLED AT 2026-12-04T19:14:08 ***\n"
+)
+CGROUP_KILL = (
+    "slurmstepd: error: Detected 1 oom-kill event(s) in StepId=88.batch. Some of your "
+    "processes may have been killed by the cgroup out-of-memory handler.\n"
+)
+
+
+@pytest.mark.parametrize("messages", [ACCOUNTING_KILL, CGROUP_KILL])
+def test_a_job_killed_for_its_memory_says_so_whatever_its_state_said(messages):
+    killed = Ending("failed", "Slurm ended the job: it was killed by signal 9 (SIGKILL).")
+    assert slurm.ending_from_messages(killed, messages, "50 MB") == Ending(
+        "out_of_memory", "Slurm ended the job: it used more memory than it asked for (50 MB)."
+    )
+    assert slurm.ending_from_messages(killed, messages).message.endswith("asked for.")
+
+
+def test_slurm_s_messages_change_nothing_else():
+    killed = Ending("failed", "Slurm ended the job: it was killed by signal 9 (SIGKILL).")
+    timeout = Ending("timeout", "Slurm ended the job: its time limit (00:01:00) was reached.")
+    time_limit = "slurmstepd: error: *** JOB 9 ON n1 CANCELLED AT 2026 DUE TO TIME LIMIT ***\n"
+    assert slurm.ending_from_messages(killed, "") == killed
+    assert slurm.ending_from_messages(killed, time_limit) == killed
+    # The state's own account stands where it is exact.
+    assert slurm.ending_from_messages(timeout, ACCOUNTING_KILL) == timeout

@@ -159,6 +159,28 @@ def test_a_job_an_administrator_scancels_ends_saying_so(slurm_target, slurm_clus
     assert slurm_target.transport.run(["pgrep", "-f", marker]).stdout == b""
 
 
+def test_a_job_over_its_memory_is_ended_by_slurm_saying_so(slurm_target):
+    # The test cluster enforces memory by its accounting (OverMemoryKill, no cgroups):
+    # Slurm kills the whole job, and only its own message says why.
+    job = slurm_target.job(
+        """
+        import time
+        print("n", 1, flush=True)
+        hog = b"x" * (300 * 1024 * 1024)
+        print("n", 2, flush=True)
+        time.sleep(60)
+        """,
+        resources={"memory_mb": 50},
+    )
+    run_job(job, slurm_target.options())
+    job.refresh_from_db()
+    assert (job.state, job.status) == ("failure", "failure")
+    assert job.error.startswith(
+        "Slurm ended the job: it used more memory than it asked for (50 MB)."
+    ), job.error
+    assert numbers(job)[:1] == [1]
+
+
 def test_a_retry_adopts_the_job_slurm_already_has_instead_of_submitting_it_again(slurm_target):
     # A worker died after sbatch and before it stored the id: the job is left starting,
     # its lease expired. Its Slurm job is there, by name.

@@ -190,7 +190,15 @@ def batch_header(submission: Submission) -> str:
         lines.append(f"--gres=gpu:{resources.gpus}")
     if resources.nodes is not None:
         lines.append(f"--nodes={resources.nodes}")
-    lines += ["--output=/dev/null", "--error=/dev/null", "--no-requeue"]
+    # The program's output goes to the control directory by the script itself; what
+    # Slurm itself says of the job (its memory limit exceeded, its time limit reached)
+    # goes there too, to MESSAGES_FILE: sbatch runs in the control directory (see
+    # SUBMIT_SHELL), the job's working directory for Slurm, so a relative name is enough.
+    lines += [
+        "--output=/dev/null",
+        f"--error={MESSAGES_FILE}",
+        "--no-requeue",
+    ]
     lines += checked_directives(
         defaults.directives, allowed=None, reserved=RESERVED_OPTIONS, reserved_words=_RESERVED_WORDS
     )
@@ -214,8 +222,10 @@ def slurm_time(seconds: int) -> str:
 
 
 #: The shell text that submits a job's batch script from its launch (see
-#: ``transport.detached.submit``): the script gets the control directory as ``$1``.
-SUBMIT_SHELL = 'sbatch --parsable "$ctl/batch.sh" "$ctl"'
+#: ``transport.detached.submit``): from the control directory, Slurm's working directory
+#: for the job (its ``--error`` file is there; the script enters the job's own directory
+#: itself), and the script gets the control directory as ``$1``.
+SUBMIT_SHELL = '(cd "$ctl" && sbatch --parsable batch.sh "$ctl")'
 
 
 def sbatch_command(script_path: str) -> list[str]:
@@ -336,6 +346,31 @@ def parse_scontrol_job(output: str) -> dict[str, str]:
     if "JobState" not in fields:
         raise ValueError(f"scontrol printed no JobState: {line[:200]!r}")
     return fields
+
+
+#: The file of the job's control directory where Slurm writes its own messages about the
+#: job (the batch script's own stderr, which the program's output never reaches).
+MESSAGES_FILE = "slurm.err"
+
+#: What slurmstepd writes to the batch script's stderr when it kills a job for memory:
+#: by its accounting ("Exceeded job memory limit", OverMemoryKill) or its cgroup ("...
+#: oom-kill event(s) ...", "Detected ... oom_kill event").
+_MEMORY_MESSAGES = re.compile(r"exceeded (?:job |step )?memory limit|oom[-_]kill", re.IGNORECASE)
+
+
+def ending_from_messages(ending: Ending, messages: str, memory: str = "") -> Ending:
+    """The ending ``scontrol`` gave, made plain by what Slurm wrote to the batch script's
+    stderr (``MESSAGES_FILE``): a job killed for its memory shows only as FAILED (signal
+    9) where the memory limit is enforced by accounting, not as OUT_OF_MEMORY."""
+    if ending.kind in ("out_of_memory", "timeout", "canceled", "node_fail", "preempted"):
+        return ending
+    if _MEMORY_MESSAGES.search(messages):
+        shown = f" ({memory})" if memory else ""
+        return Ending(
+            "out_of_memory",
+            f"Slurm ended the job: it used more memory than it asked for{shown}.",
+        )
+    return ending
 
 
 def ending_of(fields: Mapping[str, str]) -> Ending:
