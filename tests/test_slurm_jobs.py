@@ -124,6 +124,7 @@ def test_a_job_that_succeeds_under_slurm_collects_its_results(slurm_target):
     assert list(results) == ["made.txt"]
 
 
+@pytest.mark.slow
 def test_the_job_s_timeout_is_slurm_s_time_limit(slurm_target):
     job = slurm_target.job(FOREVER)
     run_job(job, slurm_target.options(timeout=30))
