@@ -39,6 +39,22 @@ def state_counts() -> dict[int, dict[str, int]]:
     return counts
 
 
+def _job_row(job: Job, job_url: JobUrl, now: dt.datetime, since: str) -> dict[str, Any]:
+    """What every list of the page shows of a job, and since when (the time in the
+    job's field ``since``, ISO, and how long ago, in words, as ``<since>`` and
+    ``waiting``)."""
+    at = getattr(job, since)
+    return {
+        "id": job.pk,
+        "title": job.title,
+        "url": job_url(job.pk),
+        "server": str(job.server.title),
+        "owner": job.owner.get_username(),
+        since: iso_time(at),
+        "waiting": duration_text((now - at).total_seconds()) if at else "",
+    }
+
+
 def running_jobs(now: dt.datetime, job_url: JobUrl) -> list[dict[str, Any]]:
     rows = (
         Job.objects.filter(state=Job.State.RUNNING)
@@ -75,16 +91,8 @@ def pending_jobs(now: dt.datetime, job_url: JobUrl) -> list[dict[str, Any]]:
     )
     return [
         {
-            "id": job.pk,
-            "title": job.title,
-            "url": job_url(job.pk),
-            "server": str(job.server.title),
-            "owner": job.owner.get_username(),
+            **_job_row(job, job_url, now, "pending_since"),
             "scheduler_job_id": job.scheduler_job_id,
-            "pending_since": iso_time(job.pending_since),
-            "waiting": duration_text((now - job.pending_since).total_seconds())
-            if job.pending_since
-            else "",
             "reason": job.scheduler_reason,
         }
         for job in rows
@@ -100,20 +108,7 @@ def stuck_jobs(now: dt.datetime, job_url: JobUrl) -> list[dict[str, Any]]:
         .select_related("server", "owner")
         .order_by("queued_at", "id")[:ROWS_SHOWN]
     )
-    return [
-        {
-            "id": job.pk,
-            "title": job.title,
-            "url": job_url(job.pk),
-            "server": str(job.server.title),
-            "owner": job.owner.get_username(),
-            "queued_at": iso_time(job.queued_at),
-            "waiting": duration_text((now - job.queued_at).total_seconds())
-            if job.queued_at
-            else "",
-        }
-        for job in rows
-    ]
+    return [_job_row(job, job_url, now, "queued_at") for job in rows]
 
 
 def servers(now: dt.datetime) -> list[dict[str, Any]]:

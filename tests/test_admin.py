@@ -27,6 +27,7 @@ def job_form(job, **changes):
         "owner": job.owner.pk,
         "server": job.server.pk,
         "interpreter": job.interpreter.pk,
+        "resources": "{}",
         "program": job.program,
         "remote_directory": job.remote_directory,
         "remote_filename": job.remote_filename,

@@ -5,8 +5,6 @@ background, from / with ``PBS_O_WORKDIR`` set, as PBS starts it on a node; qstat
 in ``qstat -f -F json -x``'s shape (see tests/schedulers/pbs/README.rst); qdel stops it.
 What the engine sends them and how it reads them back is what these tests check."""
 
-import os
-import re
 import threading
 import time
 
@@ -15,8 +13,10 @@ import pytest
 from django_remote_submission import jobs
 from django_remote_submission.models import Job, Log
 from django_remote_submission.runner import run_job
-from django_remote_submission.transport.local import LocalTransport
 from tests.factories import make_interpreter, make_server, make_user
+from tests.test_pbs_queue import stand_in_transport
+from tests.test_reattach import FOREVER, numbers
+from tests.test_slurm_jobs import COUNT, stderr_numbers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,41 +57,14 @@ touch "$DRS_PBS_DIR/$1.deleted"
 kill -TERM "-$(cat "$DRS_PBS_DIR/$1.pid")"
 """
 
-COUNT = """
-import sys
-for i in range(1, 1001):
-    print("n", i, flush=True)
-    if i % 100 == 0:
-        print("e", i, file=sys.stderr, flush=True)
-sys.exit(3)
-"""
-FOREVER = """
-import itertools, time
-for i in itertools.count(1):
-    print("n", i, flush=True)
-    time.sleep(0.05)
-"""
-
 
 class PBS:
     def __init__(self, directory):
         self.directory = directory
         self.log = directory / "calls.log"
-        self.log.touch()
-        bin_dir = directory / "bin"
-        bin_dir.mkdir()
-        for name, text in (("qsub", QSUB), ("qstat", QSTAT), ("qdel", QDEL)):
-            (bin_dir / name).write_text(text)
-            (bin_dir / name).chmod(0o755)
         (directory / "home").mkdir()
-        self.transport = LocalTransport(
-            directory / "home",
-            environment={
-                **os.environ,
-                "PATH": f"{bin_dir}:{os.environ['PATH']}",
-                "DRS_PBS_DIR": str(directory),
-                "DRS_PBS_LOG": str(self.log),
-            },
+        self.transport = stand_in_transport(
+            directory, directory / "home", {"qsub": QSUB, "qstat": QSTAT, "qdel": QDEL}
         )
         interpreter = make_interpreter(name="python3", path="/usr/bin/python3", arguments=["-u"])
         self.server = make_server(
@@ -128,14 +101,6 @@ def pbs(tmp_path):
     return PBS(tmp_path)
 
 
-def numbers(job, stream="stdout", mark="n"):
-    return [
-        int(m.group(1))
-        for c in Log.objects.filter(job=job, stream=stream).values_list("content", flat=True)
-        if (m := re.fullmatch(rf"{mark} (\d+)\n", c))
-    ]
-
-
 def test_a_job_runs_through_pbs_with_its_output_exact_and_its_exit_code(pbs):
     from django_remote_submission.runner import RunOptions
 
@@ -145,7 +110,7 @@ def test_a_job_runs_through_pbs_with_its_output_exact_and_its_exit_code(pbs):
     assert (job.state, job.status, job.exit_code) == ("failure", "failure", 3)
     assert job.error == "The program exited with code 3: e 1000"
     assert numbers(job) == list(range(1, 1001))
-    assert numbers(job, "stderr", "e") == list(range(100, 1001, 100))
+    assert stderr_numbers(job) == list(range(100, 1001, 100))
     assert job.scheduler_job_id == "1000.pbs-head"
     assert pbs.calls()[0] == "qsub"
     assert set(pbs.calls()[1:]) <= {"qstat"}

@@ -25,28 +25,39 @@ exit "$(cat "$DRS_PBS_DIR/$name.code")"
 MANY = ["1001.pbs-head", "1002.pbs-head", "1003.pbs-head", "1006.pbs-head"]
 
 
+def stand_in_transport(directory, workdir, scripts):
+    """A transport on this host whose PATH finds ``scripts`` (name: text) first, each
+    logging its calls to ``directory/calls.log`` (``$DRS_PBS_LOG``); ``$DRS_PBS_DIR`` is
+    ``directory``."""
+    log = directory / "calls.log"
+    log.touch()
+    bin_dir = directory / "bin"
+    bin_dir.mkdir()
+    for name, text in scripts.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    return LocalTransport(
+        workdir,
+        environment={
+            **os.environ,
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "DRS_PBS_DIR": str(directory),
+            "DRS_PBS_LOG": str(log),
+        },
+    )
+
+
 class PBS:
     """The stand-in commands and what they were asked."""
 
     def __init__(self, directory):
         self.directory = directory
         self.log = directory / "calls.log"
-        self.log.touch()
-        bin_dir = directory / "bin"
-        bin_dir.mkdir()
-        for name in ("qstat", "qselect"):
-            (bin_dir / name).write_text(STAND_IN)
-            (bin_dir / name).chmod(0o755)
-            self.answer(name, "")
-        self.transport = LocalTransport(
-            directory,
-            environment={
-                **os.environ,
-                "PATH": f"{bin_dir}:{os.environ['PATH']}",
-                "DRS_PBS_DIR": str(directory),
-                "DRS_PBS_LOG": str(self.log),
-            },
+        self.transport = stand_in_transport(
+            directory, directory, {"qstat": STAND_IN, "qselect": STAND_IN}
         )
+        for name in ("qstat", "qselect"):
+            self.answer(name, "")
 
     def answer(self, name, output, *, code=0, hang=None):
         (self.directory / f"{name}.out").write_text(output)

@@ -16,6 +16,7 @@ from django_remote_submission.tasks import submit_job_to_server
 from django_remote_submission.templatetags.remote_submission import shown_status
 from django_remote_submission.where import where_html, where_text
 from tests.factories import make_interpreter, make_job, make_server, make_user
+from tests.test_admin import job_form
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
 REASON = "waiting for free CPUs or memory"
@@ -219,24 +220,6 @@ def test_a_direct_server_ignores_the_scheduler_fields(admin_client):
     )
     assert response.status_code == 302
     assert not Server.objects.get().is_scheduled
-
-
-def job_form(job, **changes):
-    """The job change form as the admin posts it, with ``changes`` on top."""
-    data = {
-        "title": job.title,
-        "owner": job.owner.pk,
-        "server": job.server.pk,
-        "interpreter": job.interpreter.pk,
-        "resources": "{}",
-        "program": job.program,
-        "remote_directory": job.remote_directory,
-        "remote_filename": job.remote_filename,
-        "results-TOTAL_FORMS": "0",
-        "results-INITIAL_FORMS": "0",
-    }
-    data.update(changes)
-    return data
 
 
 def test_the_job_form_takes_resources_within_the_limits_and_refuses_more(admin_client):

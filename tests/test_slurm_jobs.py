@@ -20,7 +20,7 @@ from django_remote_submission.signals import job_status_changed
 from django_remote_submission.tasks import cancel_job
 from tests.live import LiveStack
 from tests.test_live import submit as send
-from tests.test_reattach import numbers, wait_for
+from tests.test_reattach import FOREVER, numbers, wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.ssh, pytest.mark.django_db(transaction=True)]
 
@@ -34,12 +34,6 @@ for i in range(1, 1001):
     if i % 100 == 0:
         print("e", i, file=sys.stderr, flush=True)
 sys.exit(3)
-"""
-FOREVER = """
-import itertools, time
-for i in itertools.count(1):
-    print("n", i, flush=True)
-    time.sleep(0.1)
 """
 
 
