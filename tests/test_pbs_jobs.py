@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from django.db import connections
 
 from django_remote_submission import jobs
 from django_remote_submission.models import Job, Log
@@ -130,6 +131,7 @@ def test_a_running_pbs_job_is_canceled_with_qdel(pbs):
         try:
             run_job(job, RunOptions(remote=False), transport=pbs.transport)
         finally:
+            connections.close_all()  # this thread's own
             ended.set()
 
     thread = threading.Thread(target=run)

@@ -8,7 +8,7 @@ import time
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 from django_remote_submission import jobs, scheduling
 from django_remote_submission.exceptions import RemoteSubmissionError
@@ -137,7 +137,14 @@ def test_a_job_an_administrator_scancels_ends_saying_so(slurm_target, slurm_clus
 
     marker = uuid.uuid4().hex
     job = slurm_target.job(FOREVER + f"\n# {marker}\n")
-    thread = threading.Thread(target=run_job, args=(job, slurm_target.options()))
+
+    def run():
+        try:
+            run_job(job, slurm_target.options())
+        finally:
+            connections.close_all()  # this thread's own
+
+    thread = threading.Thread(target=run)
     thread.start()
     try:
         wait_for(lambda: Log.objects.filter(job=job).count() >= 10, what="the first lines")
