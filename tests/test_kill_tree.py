@@ -343,7 +343,9 @@ wait
 echo middle gone
 exec sleep 1000
 """
-TRACKERS = """pgrep -u "$(id -u)" -f '[t]ree[.]sh tracker' || :"""
+#: The login's trackers: those of its own $HOME (another test run's jobs of the same
+#: user, root's local jobs say, have a tracker of their own HOME).
+TRACKERS = """pgrep -u "$(id -u)" -f "[t]ree[.]sh tracker $HOME/[.]drs-tracker" || :"""
 
 
 def escaped_child(t, workdir, name, process):
