@@ -46,6 +46,11 @@ CANCEL_CHECK_SECONDS = 0.5
 #: Seconds between looks at a scheduled job that a runner follows itself (its files; its
 #: scheduler's queue is asked at most once per the server's status interval).
 SCHEDULED_PAUSE = 0.5
+#: Seconds a scheduler is asked how a job ended while it still calls it not ended.
+SCHEDULER_SETTLE_SECONDS = 15.0
+#: The endings in which the scheduler stopped the program (its exit code then says only
+#: which signal).
+STOPPED_BY_SCHEDULER = frozenset({"canceled", "timeout", "out_of_memory", "node_fail", "preempted"})
 #: Characters of the program's last stderr line quoted in a failed job's error.
 REASON_LENGTH = 500
 #: Seconds before the first try at connecting again after a lost connection, and the
@@ -391,6 +396,16 @@ class JobRunner:
         logger.info("Job %s submitted to %s as job %s", job.pk, kind.name, job_id)
         return DetachedProcess(0, 0, ctl)
 
+    def _scheduler_account(self) -> Ending:
+        """How the scheduler says the job ended, asked again for a few seconds while it
+        has not settled yet (the job still completing)."""
+        deadline = time.monotonic() + SCHEDULER_SETTLE_SECONDS
+        while True:
+            ending = self._queue().ending(self.transport, self.job.scheduler_job_id)
+            if ending.kind != "unknown" or time.monotonic() >= deadline:
+                return ending
+            time.sleep(1.0)
+
     def _queue(self) -> SchedulerQueue:
         return scheduling.queue_for(self.job.server, login_name(self.job, self.options.username))
 
@@ -634,9 +649,7 @@ class JobRunner:
             canceled = "canceled" in markers
             self._canceled = self._canceled or canceled
             if self.scheduler_ending is None and not canceled:
-                self.scheduler_ending = self._queue().ending(
-                    self.transport, self.job.scheduler_job_id
-                )
+                self.scheduler_ending = self._scheduler_account()
             ending = self.scheduler_ending or Ending("unknown", "")
             if not canceled:
                 ending = scheduling.with_messages(
@@ -660,11 +673,13 @@ class JobRunner:
         if code == 0:
             return code, ""
         if self.scheduled and (code > 128 or code < 0):
-            # Killed by a signal: by the scheduler, for its memory, say?
+            # Killed by a signal: by the scheduler (a cancel, its time or memory limit)?
+            # Its stop reaches the program and the monitor in turn, so the monitor may
+            # still write the program's end first.
             ending = scheduling.with_messages(
-                self.job, self.transport, process.control_directory, Ending("unknown", "")
+                self.job, self.transport, process.control_directory, self._scheduler_account()
             )
-            if ending.kind == "out_of_memory":
+            if ending.kind in STOPPED_BY_SCHEDULER:
                 return code, f"{ending.message} The program was killed (exit code {code})."
         reason = self._last_stderr_line(process)
         if code in (126, 127):
