@@ -5,7 +5,6 @@ real worker processes (a worker killed while its job waits and while it runs).""
 import datetime as dt
 import re
 import time
-import uuid
 
 import pytest
 from django.db import connection, connections
@@ -56,6 +55,32 @@ def slurm_jobs(target, name):
     result = target.transport.check(slurm.squeue_command(), what="squeue")
     entries = slurm.parse_squeue(result.stdout.decode())
     return sorted(entry.job_id for entry in entries.values() if entry.name == name)
+
+
+#: The login's processes working in a directory, or naming it: "pid cwd-or-command".
+JOB_PROCESSES = r"""
+for p in /proc/[0-9]*; do
+  pid=${p#/proc/}
+  [ "$pid" = "$$" ] && continue
+  cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
+  args=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null)
+  case "$cwd/ $args" in *"$1"*) echo "$pid $cwd $args";; esac
+done
+"""
+
+
+def job_processes(target, job):
+    """The job's processes: those of its login working in its directory or naming it."""
+    found = target.transport.run(["sh", "-c", JOB_PROCESSES, "sh", job.remote_directory])
+    assert found.ok, found.reason()
+    return found.stdout.decode().splitlines()
+
+
+def no_process_left(target, job):
+    """True once the job has no process left (the program, its monitor, the batch
+    script and its stop, which Slurm's KillWait may let run a few seconds on)."""
+    wait_for(lambda: not job_processes(target, job), timeout=30, what="the job's processes to end")
+    return True
 
 
 def states_of(job):
@@ -135,14 +160,13 @@ def test_the_job_s_timeout_is_slurm_s_time_limit(slurm_target):
     # Every line it printed, in order, and nothing after Slurm stopped it.
     assert printed == list(range(1, len(printed) + 1))
     assert len(printed) > 300  # it ran for most of the minute
-    assert slurm_target.transport.run(["pgrep", "-f", f"{job.remote_directory}"]).stdout == b""
+    assert no_process_left(slurm_target, job)
 
 
 def test_a_job_an_administrator_scancels_ends_saying_so(slurm_target, slurm_cluster):
     import threading
 
-    marker = uuid.uuid4().hex
-    job = slurm_target.job(FOREVER + f"\n# {marker}\n")
+    job = slurm_target.job(FOREVER)
 
     def run():
         try:
@@ -173,7 +197,7 @@ def test_a_job_an_administrator_scancels_ends_saying_so(slurm_target, slurm_clus
     printed = numbers(job)
     assert printed == list(range(1, len(printed) + 1))
     # The batch script passed Slurm's stop on to the program, in a session of its own.
-    assert slurm_target.transport.run(["pgrep", "-f", marker]).stdout == b""
+    assert no_process_left(slurm_target, job)
 
 
 def test_a_job_over_its_memory_is_ended_by_slurm_saying_so(slurm_target):
@@ -304,10 +328,10 @@ def test_a_job_waiting_at_slurm_says_why_and_is_canceled_there(stack, slurm_targ
 @pytest.mark.redis
 def test_a_running_job_canceled_is_scancelled_with_its_whole_tree(stack, slurm_target):
     stack.start_worker("only", pool="threads", concurrency=2, **WORKER_ENV)
-    marker = uuid.uuid4().hex
-    job = slurm_target.job(FOREVER + f"\n# {marker}\n")
+    job = slurm_target.job(FOREVER)
     send(stack, slurm_target, job)
     wait_for(lambda: Log.objects.filter(job=job).count() >= 20, what="the first lines")
+    assert any("program.py" in line for line in job_processes(slurm_target, job))
     assert cancel_job(job.pk)
     wait_state(job, "canceled")
     job.refresh_from_db()
@@ -315,7 +339,7 @@ def test_a_running_job_canceled_is_scancelled_with_its_whole_tree(stack, slurm_t
     printed = numbers(job)
     assert printed == list(range(1, len(printed) + 1))
     time.sleep(1)
-    assert slurm_target.transport.run(["pgrep", "-f", marker]).stdout == b""
+    assert no_process_left(slurm_target, job)
 
 
 @pytest.mark.worker
