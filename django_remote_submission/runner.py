@@ -43,6 +43,11 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between looks at the database for a cancel request while a job runs.
 CANCEL_CHECK_SECONDS = 0.5
+#: The log's note of a job another worker took over, from its stored offsets.
+TAKEN_OVER = (
+    "The worker following this job stopped; another took it over and goes on from "
+    "byte {job.stdout_offset} of stdout and {job.stderr_offset} of stderr."
+)
 #: Seconds between looks at a scheduled job that a runner follows itself (its files; its
 #: scheduler's queue is asked at most once per the server's status interval).
 SCHEDULED_PAUSE = 0.5
@@ -294,11 +299,7 @@ class JobRunner:
         before = self._reconnecting(self._read_snapshot)
         self.writer.resume()
         if self._note_resume:
-            self.writer.note(
-                "stderr",
-                "The worker following this job stopped; another took it over and goes on "
-                f"from byte {job.stdout_offset} of stdout and {job.stderr_offset} of stderr.",
-            )
+            self.writer.note("stderr", TAKEN_OVER.format(job=job))
         return self._complete(process, before)
 
     def _complete(
@@ -390,9 +391,7 @@ class JobRunner:
                 raise TransportError(str(exc)) from exc
         if not jobs.submitted(job, self.owner, scheduler_job_id=job_id):
             raise LeaseLost(f"Job {job.pk} was taken over by another worker.")
-        if self.job.task_id != self.options.task_id and self.options.task_id:
-            Job.objects.filter(pk=job.pk).update(task_id=self.options.task_id)
-            self.job.task_id = self.options.task_id
+        self._record_task_id()
         logger.info("Job %s submitted to %s as job %s", job.pk, kind.name, job_id)
         return DetachedProcess(0, 0, ctl)
 
@@ -428,11 +427,7 @@ class JobRunner:
         before = self._reconnecting(self._read_snapshot)
         self.writer.resume()
         if self._note_resume and job.state != Job.State.PENDING:
-            self.writer.note(
-                "stderr",
-                "The worker following this job stopped; another took it over and goes on "
-                f"from byte {job.stdout_offset} of stdout and {job.stderr_offset} of stderr.",
-            )
+            self.writer.note("stderr", TAKEN_OVER.format(job=job))
         return self._complete(process, before)
 
     def _follow_scheduled(self, process: DetachedProcess) -> None:
@@ -488,6 +483,7 @@ class JobRunner:
     def _read_more(
         self, process: DetachedProcess, splitters: list[LineSplitter], read: list[int]
     ) -> None:
+        """Store what the job's output files gained since ``read`` (bytes of each)."""
         for index, path in enumerate((process.stdout_path, process.stderr_path)):
             data = self.transport.read_file(path, read[index])
             if data:
@@ -520,10 +516,14 @@ class JobRunner:
         if refused:
             logger.warning("Cancel of job %s: the scheduler said %s", job.pk, refused)
 
-    def _launched(self, process: DetachedProcess) -> None:
+    def _record_task_id(self) -> None:
+        """The task running the job now is the one ``.get()`` of the job waits for."""
         if self.job.task_id != self.options.task_id and self.options.task_id:
             Job.objects.filter(pk=self.job.pk).update(task_id=self.options.task_id)
             self.job.task_id = self.options.task_id
+
+    def _launched(self, process: DetachedProcess) -> None:
+        self._record_task_id()
         if not jobs.launched(
             self.job,
             self.owner,
@@ -604,19 +604,9 @@ class JobRunner:
     def _complete_followed(
         self, process: DetachedProcess, splitters: list[LineSplitter], read: list[int]
     ) -> dict[str, int]:
-        def remainder() -> None:
-            for index, path in enumerate((process.stdout_path, process.stderr_path)):
-                data = self.transport.read_file(path, read[index])
-                if data:
-                    read[index] += len(data)
-                    splitter = splitters[index]
-                    lines = splitter.feed(data)
-                    self.writer.add(
-                        STREAMS[index], lines, splitter.offset, timezone.now(), ends=splitter.ends
-                    )
-
         try:
-            self._reconnecting(remainder)
+            # What its reader did not deliver.
+            self._reconnecting(lambda: self._read_more(process, splitters, read))
             self._close_streams(splitters)
             exit_code, error = self._reconnecting(lambda: self.finish(process))
         except (ServerGone, LeaseLost, DatabaseError):

@@ -140,24 +140,44 @@ def resource_problems(server: Server, requested: Any, timeout: float | None = No
     try:
         resources, directives = resources_of(requested, timeout)
     except ValueError as exc:
-        return [*problems, f"{str(exc)[:1].upper()}{str(exc)[1:]}."]
-    problems += [f"{p[:1].upper()}{p[1:]}." for p in resources.validate(limits_of(server))]
+        return [*problems, _sentence(str(exc))]
+    problems += [_sentence(p) for p in resources.validate(limits_of(server))]
     if problems:
         return problems
     try:
-        kind.batch_header(
-            Submission(
-                job_uuid="00000000-0000-0000-0000-000000000000",
-                control_directory="/",
-                script_path="/batch.sh",
-                resources=resources,
-                defaults=defaults_of(server),
-                directives=directives,
-            )
-        )
+        _trial_header(kind, defaults_of(server), resources, directives)
     except ValueError as exc:
-        problems.append(f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
+        problems.append(_sentence(str(exc)))
     return problems
+
+
+#: The uuid of the header written only to see whether it can be.
+_TRIAL_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+def _trial_header(
+    kind: Kind,
+    defaults: SchedulerDefaults,
+    resources: Resources | None = None,
+    directives: tuple[str, ...] = (),
+) -> None:
+    """Writes a batch header of these settings, for its ValueError if it can't be."""
+    kind.batch_header(
+        Submission(
+            job_uuid=_TRIAL_UUID,
+            control_directory="/",
+            script_path="/batch.sh",
+            resources=resources or Resources(),
+            defaults=defaults,
+            directives=directives,
+        )
+    )
+
+
+def _sentence(problem: str) -> str:
+    """A problem of the scheduler package's ("the partition ... can't be used") as a
+    sentence of a form's error list."""
+    return f"{problem[:1].upper()}{problem[1:]}."
 
 
 def server_problems(server: Server) -> dict[str, list[str]]:
@@ -166,17 +186,9 @@ def server_problems(server: Server) -> dict[str, list[str]]:
     if kind is None:
         return {}
     try:
-        defaults = defaults_of(server)
-        kind.batch_header(
-            Submission(
-                job_uuid="00000000-0000-0000-0000-000000000000",
-                control_directory="/",
-                script_path="/batch.sh",
-                defaults=defaults,
-            )
-        )
+        _trial_header(kind, defaults_of(server))
     except ValueError as exc:
-        text = f"{str(exc)[:1].upper()}{str(exc)[1:]}."
+        text = _sentence(str(exc))
         field = "scheduler_directives"
         for name, word in (
             ("scheduler_partition", "partition"),

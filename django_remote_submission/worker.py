@@ -20,6 +20,7 @@ from django_remote_submission.conf import conf
 from django_remote_submission.follower import Engine, report_end
 from django_remote_submission.models import Job, WorkerBeat
 from django_remote_submission.runner import (
+    TAKEN_OVER,
     RunOptions,
     build_transport,
     control_directory,
@@ -35,10 +36,6 @@ TAKE_OVER_PER_PASS = 500
 #: launched it waits at most this long for the host's follower.
 TAKE_OVER_SECONDS = 0.25
 
-TAKEN_OVER = (
-    "The worker following this job stopped; another took it over and goes on from "
-    "byte {job.stdout_offset} of stdout and {job.stderr_offset} of stderr."
-)
 
 #: A worker whose sweep has not beaten for this long has stopped without saying so:
 #: its row goes when another sweep starts.
