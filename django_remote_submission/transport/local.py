@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import IO
 
@@ -95,6 +96,7 @@ class LocalTransport(Transport):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+            _wait_until_gone(process.pid)
             # Not read to their end: a process that left the session may hold them open.
             for stream in (process.stdin, process.stdout, process.stderr):
                 if stream is not None:
@@ -164,6 +166,21 @@ class LocalTransport(Transport):
                     relative = full.relative_to(root).as_posix()
                     found.append(RemoteFile(relative, info.st_size, info.st_mtime))
         return sorted(found, key=lambda f: f.path)
+
+
+def _wait_until_gone(pgid: int, *, timeout: float = 10.0) -> None:
+    """Waits until no process of the group ``pgid`` is left (at most ``timeout``): a
+    process sent SIGKILL ends only once the kernel runs it again, which on a busy host
+    may be after the call that sent it returned."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:  # a member of another user's: nothing more to wait for
+            return
+        time.sleep(0.01)
 
 
 def _copy(source: IO[bytes], target: IO[bytes]) -> int:
