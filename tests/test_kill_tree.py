@@ -434,3 +434,105 @@ def test_a_login_without_a_tracker_directory_has_each_job_tracked_alone(any_tran
         t.terminate_group(process.pgid, grace=0.5)
         if child:
             t.run(["kill", "-KILL", child])
+
+
+def test_the_programs_monitor_is_never_stopped_with_it(any_transport):
+    # The program's monitor (its parent) writes its exit code once it ends: even recorded
+    # as one of the job's processes (as a look made before the program's setsid() once
+    # recorded it), it is not stopped, nor is anything in its group or session.
+    t, workdir = any_transport.transport, any_transport.workdir
+    job = t.start_detached(["sleep", "1000"], cwd=workdir, control_directory=f"{workdir}/.job")
+    try:
+        record(t, job, job.monitor_pid, start_time(t, job.monitor_pid))
+        assert t.stop(job, grace=1) == []
+        assert t.wait_for_exit_code(job) == 128 + 15
+    finally:
+        t.terminate_group(job.pgid, grace=0.5)
+
+
+#: A ``setsid`` that waits a second before it starts the real one: the program stays that
+#: long in its monitor's group and session, as it does for a moment on a busy host.
+SLOW_SETSID = """#!/bin/sh
+sleep 1
+exec /usr/bin/setsid "$@"
+"""
+
+
+def test_the_record_of_a_program_starts_once_it_leads_its_own_session(tmp_path):
+    from django_remote_submission.transport import LocalTransport
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "setsid").write_text(SLOW_SETSID)
+    (bin_dir / "setsid").chmod(0o755)
+    path = f"{bin_dir}:{os.environ['PATH']}"
+    t = LocalTransport(tmp_path, environment={**os.environ, "PATH": path})
+    # A job already running keeps the login's tracker looking every second, as the
+    # jobs of a busy login do: it would look while the next program is still in its
+    # monitor's session.
+    other = t.start_detached(["sleep", "1000"], cwd=tmp_path, control_directory=f"{tmp_path}/.o")
+    job = None
+    try:
+        job = t.start_detached(
+            ["sh", "-c", "sleep 1000 & wait"], cwd=tmp_path, control_directory=f"{tmp_path}/.job"
+        )
+        # Its launch returns once the program leads its own session.
+        session = t.read_file(f"/proc/{job.pgid}/stat").decode().rsplit(")", 1)[1].split()[3]
+        assert session == str(job.pgid)
+        # The tracker's look that records the program's child also finds whatever else
+        # it takes for the job's: not the monitor.
+        deadline = time.monotonic() + 30
+        while len(recorded_pids(t, job)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(recorded_pids(t, job)) == 2
+        assert str(job.monitor_pid) not in recorded_pids(t, job)
+        assert t.stop(job, grace=1) == []
+        assert t.wait_for_exit_code(job) == 128 + 15
+    finally:
+        for process in (job, other):
+            if process is not None:
+                t.terminate_group(process.pgid, grace=0.5)
+
+
+#: A program whose child (the program of a made-up job in ``$1``) takes two seconds to
+#: call setsid(): it is handed to the login's tracker while still in this program's
+#: group and session.
+LATE_SETSID = r"""
+sh -c 'sleep 2; exec setsid sh -c "sleep 1000 & wait"' &
+p=$!
+echo "$p $(awk '{ sub(/.*\) /, ""); print $20 }' "/proc/$p/stat")" >> "$1/tree"
+echo "$p" > "$1/program"
+/bin/sh "$1/tree.sh" share "$1" "$p"
+exec sleep 1000
+"""
+
+
+def test_the_tracker_never_takes_a_programs_parent_for_the_job(any_transport):
+    from django_remote_submission.transport.scripts import TREE_SCRIPT
+
+    t, workdir = any_transport.transport, any_transport.workdir
+    ctl = f"{workdir}/.late"
+    t.mkdir_p(ctl)
+    t.put_text(TREE_SCRIPT, f"{ctl}/tree.sh")
+    parent = t.start_detached(
+        ["sh", "-c", LATE_SETSID, "sh", ctl], cwd=workdir, control_directory=f"{workdir}/.p"
+    )
+    late = None
+    try:
+        deadline = time.monotonic() + 30
+        while not t.exists(f"{ctl}/program") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        late = DetachedProcess(int(t.read_file(f"{ctl}/program")), 0, ctl)
+        # Once it leads its own session, the tracker records its child; before, it
+        # recorded nothing of the parent's group and session, the parent least of all.
+        while len(recorded_pids(t, late)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        recorded = recorded_pids(t, late)
+        assert len(recorded) == 2
+        assert str(parent.pgid) not in recorded
+        assert t.stop(late, grace=1) == []
+        assert t.is_group_alive(parent.pgid)
+    finally:
+        if late is not None:
+            t.terminate_group(late.pgid, grace=0.5)
+        t.terminate_group(parent.pgid, grace=0.5)

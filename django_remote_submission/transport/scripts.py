@@ -89,6 +89,12 @@ END {
     bad[0] = 1; bad[1] = 1
     if (self in G) { bad[G[self]] = 1; bad[S[self]] = 1 }
     for (a = self; (a in P) && !(a in ancestor); a = P[a]) ancestor[a] = 1
+    # The parent of the program (its monitor), its group and its session are never the
+    # job: the program is in them from its start until its setsid(), and a look in
+    # between would otherwise take them for part of the job.
+    if ((root in T) && (P[root] in G) && (!(root in recorded) || ((root " " T[root]) in known))) {
+        ancestor[P[root]] = 1; bad[G[P[root]]] = 1; bad[S[P[root]]] = 1
+    }
     # A recorded pid still names a group or session of the job unless another process
     # has it now: the kernel gives no pid away while a group or session has it as its id.
     for (r in recorded) if (!(r in T) || ((r " " T[r]) in known)) trust[r] = 1
@@ -146,7 +152,7 @@ function push(list,    items, i, k) {
     k = split(list, items, " ")
     for (i = 1; i <= k; i++) queue[++n] = items[i]
 }
-function look(root,    ctl, file, line, f, k, r, m, head, dead, gone, whole) {
+function look(root,    ctl, file, line, f, k, r, m, head, dead, gone, whole, up, upg, ups) {
     ctl = dir "/" root
     split("", known); split("", recorded); split("", trust)
     split("", member); split("", group); split("", session); split("", queue)
@@ -164,9 +170,15 @@ function look(root,    ctl, file, line, f, k, r, m, head, dead, gone, whole) {
         if ((f[1] in T) && T[f[1]] == f[2]) queue[++n] = f[1]; else dead++
     }
     for (r in trust) { push(GM[r]); push(SM[r]) }
+    # The parent of the program (its monitor), its group and its session: see SCAN.
+    up = ""; upg = ""; ups = ""
+    if ((root in T) && (P[root] in G) && ((root " " T[root]) in known)) {
+        up = P[root]; upg = G[up]; ups = S[up]
+    }
     for (head = 1; head <= n; head++) {
         m = queue[head]
         if ((m in member) || (m in ancestor) || (G[m] in bad) || (S[m] in bad)) continue
+        if (up != "" && (m == up || G[m] == upg || S[m] == ups)) continue
         member[m] = 1
         if (!(G[m] in group)) { group[G[m]] = 1; push(GM[G[m]]) }
         if (!(S[m] in session)) { session[S[m]] = 1; push(SM[S[m]]) }
@@ -308,16 +320,26 @@ stop() {
 }
 
 # The program itself, before anything can reap it (its pid and start time tell it from a
-# later process with its pid): one file read, where "record" reads every process's.
+# later process with its pid): one file read, where "record" reads every process's. Once
+# it leads a session of its own (the monitor starts it with setsid, which takes a moment
+# to get there): until then it is in its monitor's group and session, and a look would
+# find the monitor with it. At most 10 s; a program that ended is recorded at once.
 first() {
-    { IFS= read -r stat; } 2>/dev/null < "/proc/$DRS_ROOT/stat"
-    rest=${stat##*") "}
-    [ -n "$stat" ] && [ "$rest" != "$stat" ] || { record; return; }
-    set -f
-    # shellcheck disable=SC2086
-    set -- $rest
-    set +f
-    [ "$#" -ge 20 ] || { record; return; }
+    i=0
+    while :; do
+        stat=
+        { IFS= read -r stat; } 2>/dev/null < "/proc/$DRS_ROOT/stat"
+        rest=${stat##*") "}
+        [ -n "$stat" ] && [ "$rest" != "$stat" ] || { record; return; }
+        set -f
+        # shellcheck disable=SC2086
+        set -- $rest
+        set +f
+        [ "$#" -ge 20 ] || { record; return; }
+        [ "$4" != "$DRS_ROOT" ] && [ "$1" != Z ] && [ "$i" -lt 1000 ] || break
+        sleep 0.01
+        i=$((i + 1))
+    done
     shift 19
     printf '%s %s\n' "$DRS_ROOT" "$1" >> "$ctl/tree"
 }
