@@ -344,8 +344,13 @@ echo middle gone
 exec sleep 1000
 """
 #: The login's trackers: those of its own $HOME (another test run's jobs of the same
-#: user, root's local jobs say, have a tracker of their own HOME).
-TRACKERS = """pgrep -u "$(id -u)" -f "[t]ree[.]sh tracker $HOME/[.]drs-tracker" || :"""
+#: user, root's local jobs say, have a tracker of their own HOME). Not the subshell a
+#: tracker forks for each look, which has its command line: one whose parent is one.
+TRACKERS = r"""pids=" $(pgrep -d ' ' -u "$(id -u)" -f "[t]ree[.]sh tracker $HOME/[.]drs-tracker") "
+for pid in $pids; do
+    parent=$(ps -o ppid= -p "$pid" | tr -d ' ')
+    case $pids in *" $parent "*) ;; *) [ -z "$parent" ] || echo "$pid" ;; esac
+done"""
 
 
 def escaped_child(t, workdir, name, process):
