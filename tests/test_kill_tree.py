@@ -15,6 +15,8 @@ from django.utils import timezone
 from django_remote_submission.models import Job
 from django_remote_submission.runner import run_job
 from django_remote_submission.transport.detached import DetachedProcess
+from tests.test_pbs_queue import stand_in_transport
+from tests.test_slurm_cluster import wait_for
 from tests.test_transport import live_processes
 
 pytestmark = pytest.mark.ssh
@@ -186,10 +188,16 @@ def test_cancel_stops_a_recorded_child_whose_parent_exited(target, transactional
         kill_marked(target, mark)
 
 
+def stat_fields(transport, pid):
+    """The fields of /proc/PID/stat after the process's name (field 3 on: its state,
+    parent, group, session...)."""
+    text = transport.read_file(f"/proc/{pid}/stat").decode()
+    return text[text.rindex(")") + 2 :].split()
+
+
 def start_time(transport, pid):
     """Field 22 of /proc/PID/stat: when the process started, in clock ticks after boot."""
-    text = transport.read_file(f"/proc/{pid}/stat").decode()
-    return int(text[text.rindex(")") + 2 :].split()[19])
+    return int(stat_fields(transport, pid)[19])
 
 
 def record(transport, process, pid, start):
@@ -464,14 +472,7 @@ exec /usr/bin/setsid "$@"
 
 
 def test_the_record_of_a_program_starts_once_it_leads_its_own_session(tmp_path):
-    from django_remote_submission.transport import LocalTransport
-
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "setsid").write_text(SLOW_SETSID)
-    (bin_dir / "setsid").chmod(0o755)
-    path = f"{bin_dir}:{os.environ['PATH']}"
-    t = LocalTransport(tmp_path, environment={**os.environ, "PATH": path})
+    t = stand_in_transport(tmp_path, tmp_path, {"setsid": SLOW_SETSID})
     # A job already running keeps the login's tracker looking every second, as the
     # jobs of a busy login do: it would look while the next program is still in its
     # monitor's session.
@@ -482,13 +483,10 @@ def test_the_record_of_a_program_starts_once_it_leads_its_own_session(tmp_path):
             ["sh", "-c", "sleep 1000 & wait"], cwd=tmp_path, control_directory=f"{tmp_path}/.job"
         )
         # Its launch returns once the program leads its own session.
-        session = t.read_file(f"/proc/{job.pgid}/stat").decode().rsplit(")", 1)[1].split()[3]
-        assert session == str(job.pgid)
+        assert stat_fields(t, job.pgid)[3] == str(job.pgid)
         # The tracker's look that records the program's child also finds whatever else
         # it takes for the job's: not the monitor.
-        deadline = time.monotonic() + 30
-        while len(recorded_pids(t, job)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for(lambda: len(recorded_pids(t, job)) >= 2, timeout=30, what="the child's record")
         assert len(recorded_pids(t, job)) == 2
         assert str(job.monitor_pid) not in recorded_pids(t, job)
         assert t.stop(job, grace=1) == []
@@ -524,14 +522,11 @@ def test_the_tracker_never_takes_a_programs_parent_for_the_job(any_transport):
     )
     late = None
     try:
-        deadline = time.monotonic() + 30
-        while not t.exists(f"{ctl}/program") and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: t.exists(f"{ctl}/program"), timeout=30, what="the made-up job")
         late = DetachedProcess(int(t.read_file(f"{ctl}/program")), 0, ctl)
         # Once it leads its own session, the tracker records its child; before, it
         # recorded nothing of the parent's group and session, the parent least of all.
-        while len(recorded_pids(t, late)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for(lambda: len(recorded_pids(t, late)) >= 2, timeout=30, what="the child's record")
         recorded = recorded_pids(t, late)
         assert len(recorded) == 2
         assert str(parent.pgid) not in recorded
